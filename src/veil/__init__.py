@@ -1,0 +1,55 @@
+"""veil: find every face in photos and video, mask it irreversibly, and strip identifying metadata.
+
+The public API is exactly `__all__`; everything else is private and may change.
+"""
+
+from ._errors import (
+    AuditFailed,
+    InputError,
+    ModelError,
+    OutputError,
+    RedactionError,
+    UnsupportedMedia,
+    VeilError,
+)
+from ._types import (
+    Config,
+    DetectPreset,
+    Detections,
+    FaceRecord,
+    FileReport,
+    FrameScan,
+    MaskPlan,
+    MaskShape,
+    MaskStyle,
+)
+from .detect.base import Detector, StaticDetector
+from .pipeline import redact_file, redact_image, scan_file, scan_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditFailed",
+    "Config",
+    "DetectPreset",
+    "Detections",
+    "Detector",
+    "FaceRecord",
+    "FileReport",
+    "FrameScan",
+    "InputError",
+    "MaskPlan",
+    "MaskShape",
+    "MaskStyle",
+    "ModelError",
+    "OutputError",
+    "RedactionError",
+    "StaticDetector",
+    "UnsupportedMedia",
+    "VeilError",
+    "__version__",
+    "redact_file",
+    "redact_image",
+    "scan_file",
+    "scan_image",
+]

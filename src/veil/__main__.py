@@ -1,0 +1,5 @@
+"""Allows `python -m veil`."""
+
+from .cli import main
+
+main()

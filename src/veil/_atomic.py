@@ -1,0 +1,64 @@
+"""Writes outputs under a temporary name beside the target and moves them in only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._errors import OutputError
+
+TEMP_MARK = ".veil-partial-"
+
+
+def check_target(source: Path, target: Path, overwrite: bool) -> None:
+    """Refuse targets that are the input itself, already exist, or sit in a folder we cannot write."""
+    try:
+        same = target.exists() and os.path.samefile(source, target)
+    except OSError:
+        same = False
+    if same or source.resolve() == target.resolve():
+        raise OutputError("the output would overwrite the input; choose another output path", source)
+    if target.exists() and not overwrite:
+        raise OutputError(f"output {target} already exists (use --overwrite to replace it)", source)
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist", source)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {parent} is not writable", source)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success move it to `target`, else delete it.
+
+    The temporary name keeps the target's suffix so encoders pick the right format. Without
+    `overwrite`, the final move is a hard link, which fails rather than replace a file that
+    appeared while we worked.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix="." + target.stem + TEMP_MARK, suffix=target.suffix,
+                                    dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise OutputError(f"output {target} appeared while veil was working; not replaced",
+                                  target) from None
+            except OSError:
+                # Filesystems without hard links: fall back to an exclusive check then rename.
+                if target.exists():
+                    raise OutputError(f"output {target} already exists", target) from None
+                os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,264 @@
+"""The `veil` command: a thin front-end over the pipeline that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from ._errors import OutputError, VeilError
+from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
+from .batch import Job, collect_jobs
+from .pipeline import default_output, failed_report, redact_file, scan_file
+
+
+class ExitCode(enum.IntEnum):
+    """Every exit status veil uses, in one place."""
+
+    OK = 0  # everything asked for was done
+    SOME_FAILED = 1  # at least one input failed; the others were still processed
+    USAGE = 2  # the command line was wrong
+    AUDIT_FOUND = 3  # the audit found a face, a match or identifying metadata
+
+
+app = typer.Typer(
+    name="veil",
+    help="Find and irreversibly mask every face in photos and videos, and strip identifying metadata.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+InputsArg = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).",
+                                                  show_default=False)]
+MaskOpt = Annotated[MaskStyle, typer.Option(
+    "--mask", help="How faces are hidden. solid and noise destroy the face; mosaic and blur can be "
+    "partly reversed by recognition software.")]
+ShapeOpt = Annotated[MaskShape, typer.Option("--shape", help="Shape of each mask region.")]
+ThresholdOpt = Annotated[Optional[float], typer.Option(
+    "--threshold", min=0.01, max=0.99,
+    help="Detection score threshold; lower finds more faces and more false masks. "
+    "Default: the preset's calibrated value.")]
+DetectOpt = Annotated[DetectPreset, typer.Option(
+    "--detect", help="Detector effort: fast, balanced (default) or thorough.")]
+
+
+def _config(**kwargs: object) -> Config:
+    try:
+        return Config(**kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _warn_reversible(mask: MaskStyle) -> None:
+    if mask.reversible:
+        err.print(f"[yellow]warning:[/] --mask {mask.value} can be partly reversed: face-recognition "
+                  "systems have matched people through blur and mosaic. Use --mask solid or "
+                  "--mask noise before publishing.")
+
+
+def _prepare_target(job: Job) -> None:
+    if job.target is not None and not job.target.parent.exists():
+        try:
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {job.target.parent}: "
+                              f"{exc.strerror or exc}", job.source) from None
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second: frames for a video, files for the batch."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f}/s" if speed else "")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    _RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=err, transient=True)
+
+
+def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
+             after_each: object = None) -> list[FileReport]:
+    """Process every job; a failure is reported and the batch goes on."""
+    reports: list[FileReport] = []
+    with _progress() if show_progress else _NullProgress() as progress:
+        files_task = progress.add_task("files", total=len(jobs)) if len(jobs) > 1 else None
+        for job in jobs:
+            frames_task = progress.add_task(job.source.name[:40], total=None)
+
+            def on_frames(done: int, total: int | None, _task: object = frames_task) -> None:
+                progress.update(_task, completed=done, total=total)
+
+            try:
+                _prepare_target(job)
+                report = redact_file(job.source, job.target, config, overwrite=overwrite,
+                                     progress=on_frames)
+                if callable(after_each):
+                    report = after_each(report)
+            except VeilError as exc:
+                report = failed_report(job.source, exc)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                report = failed_report(job.source, exc)
+            progress.remove_task(frames_task)
+            reports.append(report)
+            if report.ok:
+                err.print(f"[green]done[/] {report.path} -> {report.output} "
+                          f"({report.faces} face{'s' if report.faces != 1 else ''} masked"
+                          f"{f' over {report.frames} frames' if report.kind == 'video' else ''})")
+            else:
+                err.print(f"[red]error[/] {report.path}: {report.error}")
+            if files_task is not None:
+                progress.advance(files_task)
+    return reports
+
+
+class _NullProgress:
+    tasks: list[object] = []
+
+    def __enter__(self) -> _NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def advance(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def remove_task(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _summarise(reports: list[FileReport]) -> None:
+    done = sum(r.ok for r in reports)
+    failed = len(reports) - done
+    faces = sum(r.faces for r in reports if r.ok)
+    colour = "green" if failed == 0 else "red"
+    err.print(f"[{colour}]{done} of {len(reports)} file{'s' if len(reports) != 1 else ''} redacted"
+              f"[/], {faces} face region{'s' if faces != 1 else ''} masked"
+              + (f", [red]{failed} failed[/]" if failed else ""))
+
+
+def _write_report(path: Path, reports: list[FileReport], config: Config) -> None:
+    data = {
+        "veil_version": _version(),
+        "config": {"mask": config.mask.value, "shape": config.shape.value,
+                   "detect": config.detect.value, "threshold": config.threshold,
+                   "keep_metadata": config.keep_metadata, "keep_gps": config.keep_gps},
+        "files": [r.to_json() for r in reports],
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("veil")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@app.command()
+def redact(
+    inputs: InputsArg,
+    output: Annotated[Optional[Path], typer.Option(
+        "-o", "--output", help="Output file (one input) or folder. Default: <name>.redacted.<ext> "
+        "beside each input.")] = None,
+    mask: MaskOpt = MaskStyle.SOLID,
+    shape: ShapeOpt = MaskShape.BOX,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+    keep_metadata: Annotated[bool, typer.Option(
+        "--keep-metadata", help="Keep EXIF date, camera and copyright tags and the colour profile. "
+        "GPS is still removed unless --keep-gps is given too.")] = False,
+    keep_gps: Annotated[bool, typer.Option("--keep-gps", help="With --keep-metadata: keep GPS location too.")] = False,
+    quality: Annotated[int, typer.Option("--quality", min=0, max=51,
+                                         help="Video quality as x264 CRF (lower is better).")] = 18,
+    drop_audio: Annotated[bool, typer.Option("--drop-audio", help="Remove the sound from videos.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a JSON report here.")] = None,
+) -> None:
+    """Mask every face in INPUTS and write clean copies without identifying metadata."""
+    if keep_gps and not keep_metadata:
+        raise typer.BadParameter("--keep-gps only makes sense with --keep-metadata", param_hint="--keep-gps")
+    config = _config(mask=mask, shape=shape, detect=detect, threshold=threshold,
+                     keep_metadata=keep_metadata, keep_gps=keep_gps, quality=quality,
+                     drop_audio=drop_audio)
+    _warn_reversible(config.mask)
+    jobs = collect_jobs(inputs, output)
+    if not jobs:
+        err.print("[red]error[/] no media files found in the given inputs")
+        raise typer.Exit(ExitCode.SOME_FAILED)
+    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty())
+    _summarise(reports)
+    if report is not None:
+        _write_report(report, reports, config)
+    raise typer.Exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.SOME_FAILED)
+
+
+@app.command()
+def scan(
+    inputs: InputsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line per image or frame.")] = False,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+    shape: ShapeOpt = MaskShape.BOX,
+) -> None:
+    """Report the faces veil finds and the regions it would mask, without writing anything."""
+    config = _config(detect=detect, threshold=threshold, shape=shape)
+    failed = 0
+    for job in collect_jobs(inputs, None):
+        try:
+            for frame in scan_file(job.source, config):
+                if as_json:
+                    sys.stdout.write(json.dumps(frame.to_json()) + "\n")
+                    sys.stdout.flush()
+                elif frame.frame == 0 or frame.faces:
+                    where = f" frame {frame.frame}" if frame.time is not None else ""
+                    out.print(f"{frame.path}{where}: {len(frame.faces)} face"
+                              f"{'s' if len(frame.faces) != 1 else ''}")
+        except VeilError as exc:
+            failed += 1
+            err.print(f"[red]error[/] {job.source}: {exc.message}")
+    raise typer.Exit(ExitCode.SOME_FAILED if failed else ExitCode.OK)
+
+
+def main() -> None:
+    """Console-script entry point; usage errors exit 2 (Click's convention)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]: no partial output was left at any target path")
+        sys.exit(130)
+
+
+__all__ = ["app", "main", "ExitCode", "default_output"]

@@ -1,0 +1,196 @@
+"""The CenterFace detector (ONNX, via onnxruntime), run over scales, tiles and flips."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .._errors import ModelError
+from .._models import CENTERFACE, model_path
+from .._types import DetectPreset, Detections
+from .nms import nms
+
+# CenterFace predicts on a stride-4 grid and its backbone downsamples by 32, so inputs are padded
+# (never stretched) to a multiple of 32.
+_STRIDE = 32
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How hard the detector looks: which scales, tiles and flips it runs and what it keeps."""
+
+    threshold: float = 0.2
+    scales: tuple[float, ...] = (1.0,)  # image scale factors; 2.0 looks for faces under ~16 px
+    max_side: int = 0  # if > 0, the image is first downscaled so its longer side is at most this
+    large_face_side: int = 640  # an extra pass at this longer side finds faces too big for the net
+    tile: int = 1536  # a scaled image larger than this on a side is cut into overlapping tiles
+    tile_overlap: int = 192
+    flip: bool = False  # also run on the mirrored image (test-time augmentation)
+    nms_iou: float = 0.4
+
+
+_PRESETS: dict[DetectPreset, DetectorSettings] = {
+    DetectPreset.FAST: DetectorSettings(threshold=0.25, max_side=960, large_face_side=0),
+    DetectPreset.BALANCED: DetectorSettings(threshold=0.2),
+    DetectPreset.THOROUGH: DetectorSettings(threshold=0.15, scales=(1.0, 2.0), flip=True),
+}
+
+
+def preset_settings(preset: DetectPreset | str, threshold: float | None = None) -> DetectorSettings:
+    """The settings of a named preset, optionally with the score threshold overridden."""
+    settings = _PRESETS[DetectPreset(preset)]
+    if threshold is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, threshold=threshold)
+    return settings
+
+
+@lru_cache(maxsize=4)
+def _session(threads: int):  # type: ignore[no-untyped-def]
+    """Build one onnxruntime session per thread count; the graph is made shape-dynamic once."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - both are hard dependencies
+        raise ModelError(f"onnxruntime and onnx are required: {exc}") from exc
+    model = onnx.load(str(model_path(CENTERFACE)))
+    graph = model.graph
+    # The shipped graph is fixed at 10x3x32x32; make batch, height and width symbolic.
+    dims = {"input.1": ["B", 3, "H", "W"], "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
+            "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    for value in list(graph.input) + list(graph.output):
+        if value.name in dims:
+            for dim, new in zip(value.type.tensor_type.shape.dim, dims[value.name]):
+                if isinstance(new, str):
+                    dim.dim_param = new
+                else:
+                    dim.dim_value = new
+    # Initializers listed as graph inputs block constant folding (and make onnxruntime chatty).
+    initializer_names = {init.name for init in graph.initializer}
+    kept = [i for i in graph.input if i.name not in initializer_names]
+    del graph.input[:]
+    graph.input.extend(kept)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    interp = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def _tiles(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+class FaceDetector:
+    """CenterFace over a configurable set of passes; merges the passes with NMS."""
+
+    def __init__(self, settings: DetectorSettings | None = None, threads: int = 0) -> None:
+        self.settings = settings or DetectorSettings()
+        self._session = _session(threads)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_preset(cls, preset: DetectPreset | str, threshold: float | None = None,
+                    threads: int = 0) -> FaceDetector:
+        return cls(preset_settings(preset, threshold), threads)
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        s = self.settings
+        height, width = frame.shape[:2]
+        base = 1.0
+        if s.max_side and max(height, width) > s.max_side:
+            base = s.max_side / max(height, width)
+        parts: list[Detections] = []
+        passes = sorted({base * scale for scale in s.scales})
+        if s.large_face_side and max(height, width) > s.large_face_side * 1.25:
+            large = s.large_face_side / max(height, width)
+            if all(abs(large - p) > 1e-6 for p in passes):
+                passes.insert(0, large)
+        for scale in passes:
+            parts.append(self._detect_scaled(frame, scale))
+            if s.flip:
+                flipped = self._detect_scaled(np.ascontiguousarray(frame[:, ::-1]), scale)
+                parts.append(_unflip(flipped, width))
+        merged = Detections.concat(parts)
+        if len(merged) == 0:
+            return merged
+        keep = nms(merged.boxes, merged.scores, s.nms_iou)
+        return merged[keep]
+
+    def _detect_scaled(self, frame: np.ndarray, scale: float) -> Detections:
+        height, width = frame.shape[:2]
+        if abs(scale - 1.0) > 1e-6:
+            sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+            image = _resize(frame, sw, sh)
+            sx, sy = width / sw, height / sh
+        else:
+            image, sx, sy = frame, 1.0, 1.0
+        ih, iw = image.shape[:2]
+        parts = []
+        tile, overlap = self.settings.tile, self.settings.tile_overlap
+        for y0 in _tiles(ih, tile, overlap):
+            for x0 in _tiles(iw, tile, overlap):
+                crop = image[y0:y0 + tile, x0:x0 + tile]
+                found = self._run(crop)
+                parts.append(found.scaled(1.0, 1.0, x0, y0))
+        found = Detections.concat(parts)
+        return found.scaled(sx, sy)
+
+    def _run(self, image: np.ndarray) -> Detections:
+        """One forward pass on an RGB image; boxes in that image's pixels."""
+        h, w = image.shape[:2]
+        ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+        with self._lock:  # one session is shared; onnxruntime parallelises inside the call
+            heatmap, scale, offset, lms = self._session.run(None, {"input.1": blob})
+        return _decode(heatmap, scale, offset, lms, w, h, self.settings.threshold)
+
+
+def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray,
+            width: int, height: int, threshold: float) -> Detections:
+    ys, xs = np.nonzero(heatmap[0, 0] > threshold)
+    if len(ys) == 0:
+        return Detections.empty()
+    score = heatmap[0, 0, ys, xs]
+    bh = np.exp(scale[0, 0, ys, xs]) * 4
+    bw = np.exp(scale[0, 1, ys, xs]) * 4
+    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+    x1 = np.clip(cx - bw / 2, 0, width)
+    y1 = np.clip(cy - bh / 2, 0, height)
+    x2 = np.clip(cx + bw / 2, 0, width)
+    y2 = np.clip(cy + bh / 2, 0, height)
+    boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
+    landmarks = np.empty((len(ys), 10), np.float32)
+    landmarks[:, 0::2] = lms[0][1::2][:, ys, xs].T * bw[:, None] + (cx - bw / 2)[:, None]
+    landmarks[:, 1::2] = lms[0][0::2][:, ys, xs].T * bh[:, None] + (cy - bh / 2)[:, None]
+    keep = nms(boxes, score, 0.3)
+    return Detections(boxes[keep], score[keep].astype(np.float32), landmarks[keep])
+
+
+def _unflip(found: Detections, width: int) -> Detections:
+    boxes = found.boxes.copy()
+    boxes[:, [0, 2]] = width - found.boxes[:, [2, 0]]
+    lm = found.landmarks.copy()
+    lm[:, 0::2] = width - lm[:, 0::2]
+    return Detections(boxes, found.scores, lm, found.track_ids, found.sources)

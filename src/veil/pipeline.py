@@ -1,0 +1,132 @@
+"""Runs reader -> detector -> plan -> redactor -> writer for one file, failing closed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_output, check_target
+from ._errors import InputError, RedactionError, VeilError
+from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan
+from .detect.base import Detector
+from .media.image import encode_image, read_image
+from .media.kinds import MediaKind, media_kind
+from .plan import plan_masks
+from .redact import apply_masks
+
+# Called with (frames done, frames total or None) as a file is processed.
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@lru_cache(maxsize=8)
+def default_detector(preset: str, threshold: float | None, threads: int) -> Detector:
+    """One shared detector per setting: building the ONNX session is the slow part."""
+    from .detect.faces import FaceDetector
+
+    return FaceDetector.from_preset(preset, threshold, threads)
+
+
+def detector_for(config: Config) -> Detector:
+    return default_detector(config.detect.value, config.threshold, config.threads)
+
+
+def scan_image(pixels: np.ndarray, config: Config = Config(),
+               detector: Detector | None = None) -> tuple[Detections, MaskPlan]:
+    """Detect faces in an upright RGB frame and plan their masks."""
+    detector = detector or detector_for(config)
+    detections = detector(pixels)
+    plan = plan_masks(detections, pixels.shape[1], pixels.shape[0], config)
+    return detections, plan
+
+
+def redact_image(pixels: np.ndarray, config: Config = Config(),
+                 detector: Detector | None = None) -> tuple[np.ndarray, Detections]:
+    """Return a masked copy of an upright RGB uint8 frame, and the faces found in it."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        raise ValueError(f"expected RGB uint8 pixels of shape (H, W, 3), got {pixels.dtype} {pixels.shape}")
+    detections, plan = scan_image(pixels, config, detector)
+    return apply_masks(pixels, plan, config.mask), detections
+
+
+def face_records(detections: Detections, plan: MaskPlan) -> tuple[FaceRecord, ...]:
+    """Pair each detection with its mask region for reports (plan rows follow detection rows)."""
+    records = []
+    for i in range(min(len(detections), len(plan))):
+        x1, y1, x2, y2 = (float(v) for v in detections.boxes[i])
+        mx, my, mw, mh = plan.xywh()[i]
+        records.append(FaceRecord((x1, y1, x2 - x1, y2 - y1), float(detections.scores[i]),
+                                  (mx, my, mw, mh), int(detections.track_ids[i]),
+                                  ))
+    return tuple(records)
+
+
+def scan_file(path: str | Path, config: Config = Config(),
+              detector: Detector | None = None) -> Iterator[FrameScan]:
+    """Yield what veil finds and would mask in each frame of a file (one frame for a still)."""
+    path = Path(path)
+    kind = media_kind(path)
+    if kind is MediaKind.VIDEO:
+        from .video_pipeline import scan_video_file
+
+        yield from scan_video_file(path, config, detector)
+        return
+    still = read_image(path, config.max_pixels)
+    detections, plan = scan_image(still.pixels, config, detector)
+    yield FrameScan(path, 0, still.width, still.height, face_records(detections, plan))
+
+
+def redact_file(path: str | Path, out: str | Path | None = None, config: Config = Config(), *,
+                overwrite: bool = False, detector: Detector | None = None,
+                progress: ProgressCallback | None = None) -> FileReport:
+    """Redact one file to `out` (default `<stem>.redacted<suffix>` beside it).
+
+    Raises a VeilError subclass on failure; the target path is then left as it was.
+    """
+    path = Path(path)
+    target = Path(out) if out is not None else default_output(path)
+    kind = media_kind(path)
+    check_target(path, target, overwrite)
+    if kind is MediaKind.VIDEO:
+        from .video_pipeline import redact_video_file
+
+        return redact_video_file(path, target, config, overwrite=overwrite, detector=detector,
+                                 progress=progress)
+    started = time.perf_counter()
+    still = read_image(path, config.max_pixels)
+    detections, plan = scan_image(still.pixels, config, detector)
+    masked = apply_masks(still.pixels, plan, config.mask)
+    try:
+        data = encode_image(masked, still, config)
+    except (OSError, ValueError) as exc:
+        raise RedactionError(f"could not encode the output: {exc}", path) from exc
+    try:
+        with atomic_output(target, overwrite) as tmp:
+            tmp.write_bytes(data)
+    except VeilError:
+        raise
+    except OSError as exc:
+        raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
+    if progress:
+        progress(1, 1)
+    return FileReport(
+        path=path, output=target, ok=True, kind="image", frames=1, faces=len(plan),
+        faces_per_frame=(len(plan),),
+        lowest_score=float(detections.scores.min()) if len(detections) else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.redacted{path.suffix}")
+
+
+def failed_report(path: Path, error: Exception) -> FileReport:
+    message = error.message if isinstance(error, VeilError) else f"{type(error).__name__}: {error}"
+    return FileReport(path=path, output=None, ok=False, error=message)
+
+
+__all__ = ["redact_image", "redact_file", "scan_image", "scan_file", "default_output", "InputError"]

@@ -1,0 +1,59 @@
+"""Turns detections into mask regions: margins relative to face size and exact edge clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._types import Config, Detections, MaskPlan
+
+
+def expand_boxes(boxes: np.ndarray, config: Config, grow: np.ndarray | float = 0.0) -> np.ndarray:
+    """Add the head margins to xyxy face boxes; `grow` adds a further fraction for uncertainty."""
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    grow = np.asarray(grow, np.float32)
+    mx = (config.margin_x + grow) * w
+    return np.stack([
+        boxes[:, 0] - mx,
+        boxes[:, 1] - (config.margin_top + grow) * h,
+        boxes[:, 2] + mx,
+        boxes[:, 3] + (config.margin_bottom + grow) * h,
+    ], axis=1)
+
+
+def clip_regions(regions: np.ndarray, width: int, height: int, min_px: int = 1) -> np.ndarray:
+    """Round outwards to whole pixels and clip to the frame, end-exclusive.
+
+    floor/ceil rounding means a region never shrinks below the float box it came from, and a
+    region reaching the right or bottom edge ends at width/height, so the last column and row
+    are masked too.
+    """
+    if len(regions) == 0:
+        return np.zeros((0, 4), np.int64)
+    x0 = np.floor(regions[:, 0])
+    y0 = np.floor(regions[:, 1])
+    x1 = np.ceil(regions[:, 2])
+    y1 = np.ceil(regions[:, 3])
+    # Enforce a minimum size around the centre so a tiny detection still gets a visible mask.
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = min_px / 2
+    x0 = np.minimum(x0, np.floor(cx - half))
+    x1 = np.maximum(x1, np.ceil(cx + half))
+    y0 = np.minimum(y0, np.floor(cy - half))
+    y1 = np.maximum(y1, np.ceil(cy + half))
+    out = np.stack([
+        np.clip(x0, 0, width), np.clip(y0, 0, height),
+        np.clip(x1, 0, width), np.clip(y1, 0, height),
+    ], axis=1).astype(np.int64)
+    return out
+
+
+def plan_masks(detections: Detections, width: int, height: int, config: Config,
+               grow: np.ndarray | float = 0.0) -> MaskPlan:
+    """The regions veil masks for these detections in a frame of the given size."""
+    if len(detections) == 0:
+        return MaskPlan.empty(config.shape)
+    regions = expand_boxes(detections.boxes, config, grow)
+    boxes = clip_regions(regions, width, height, config.min_mask_px)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return MaskPlan(boxes[keep], config.shape, detections.track_ids[keep], detections.sources[keep])

@@ -1,0 +1,65 @@
+"""Shared fixtures: the WIDER dev photos in ../shared/data, required under CI, skipped elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WIDER = DATA / "wider_dev"
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+
+
+def _data_or_skip() -> Path:
+    if (WIDER / "gt.jsonl").is_file():
+        return WIDER
+    message = f"WIDER dev data not found at {WIDER}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (required under CI=true)")
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    image: Path
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    ignore: np.ndarray
+    width: int
+    height: int
+
+
+@pytest.fixture(scope="session")
+def wider_dir() -> Path:
+    return _data_or_skip()
+
+
+@pytest.fixture(scope="session")
+def wider_gt(wider_dir: Path) -> list[GroundTruth]:
+    rows = []
+    for line in (wider_dir / "gt.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows.append(GroundTruth(
+            wider_dir / row["image"],
+            np.asarray(row["boxes"], np.float64).reshape(-1, 4),
+            np.asarray(row.get("ignore", []), np.float64).reshape(-1, 4),
+            int(row["width"]), int(row["height"]),
+        ))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def make_clips_module(wider_dir: Path):  # type: ignore[no-untyped-def]
+    """The shared clip renderer, imported from ../shared/data without copying it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
