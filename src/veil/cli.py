@@ -47,8 +47,9 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
+# Paths are checked per file by the pipeline, so one unreadable input fails alone (exit 1, not 2).
 InputsArg = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).",
-                                                  show_default=False)]
+                                                  show_default=False, readable=False)]
 MaskOpt = Annotated[MaskStyle, typer.Option(
     "--mask", help="How faces are hidden. solid and noise destroy the face; mosaic and blur can be "
     "partly reversed by recognition software.")]

@@ -1,0 +1,218 @@
+"""The CLI end to end: bad input fails alone with a clear error, outputs appear only when complete."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from helpers import run_veil
+
+from conftest import EXAMPLE
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _png_bomb(path: Path, side: int = 30000) -> None:
+    """A tiny PNG whose header claims side x side pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.fixture()
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = {}
+    files["empty"] = folder / "empty.jpg"
+    files["empty"].write_bytes(b"")
+    data = EXAMPLE.read_bytes()
+    files["truncated"] = folder / "truncated.jpg"
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["text"] = folder / "notes.jpg"
+    files["text"].write_text("this is not a photo\n")
+    files["bomb"] = folder / "bomb.png"
+    _png_bomb(files["bomb"])
+    files["unsupported"] = folder / "animation.gif"
+    Image.new("RGB", (8, 8), "red").save(files["unsupported"])
+    return files
+
+
+def test_batch_with_bad_inputs_fails_each_alone(tmp_path: Path, bad_inputs: dict[str, Path]) -> None:
+    good = tmp_path / "in" / "good.jpg"
+    good.write_bytes(EXAMPLE.read_bytes())
+    before = {p: _digest(p) for p in [*bad_inputs.values(), good]}
+    result = run_veil("redact", *bad_inputs.values(), good)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    expected_words = {
+        "empty": "empty", "truncated": "truncated", "text": "not a valid JPG",
+        "bomb": "decompression bomb", "unsupported": "unsupported",
+    }
+    for key, path in bad_inputs.items():
+        errors = [line for line in lines if line.startswith("error") and str(path) in line]
+        assert len(errors) == 1, (key, result.stderr)
+        assert expected_words[key] in errors[0], (key, errors[0])
+        assert not path.with_name(f"{path.stem}.redacted{path.suffix}").exists()
+    assert good.with_name("good.redacted.jpg").is_file(), "the good file in the batch was not processed"
+    for path, digest in before.items():
+        assert _digest(path) == digest, f"input {path} was modified"
+    # No temporary leftovers beside the inputs.
+    assert not [p for p in good.parent.iterdir() if "veil-partial" in p.name]
+
+
+def test_bomb_is_refused_before_allocating(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.png"
+    _png_bomb(bomb)
+    code = (
+        "import resource, sys\n"
+        "from veil.media.image import read_image\n"
+        "from veil import InputError\n"
+        f"try:\n    read_image(__import__('pathlib').Path({str(bomb)!r}))\n"
+        "except InputError as e:\n    print('refused', e)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "refused" in out and "decompression bomb" in out
+    peak_kib = int(out.strip().splitlines()[-1])
+    assert peak_kib < 400_000, f"peak memory {peak_kib} KiB: pixels were allocated"
+
+
+def test_input_equal_to_output_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(EXAMPLE.read_bytes())
+    digest = _digest(src)
+    for extra in ([], ["--overwrite"]):
+        result = run_veil("redact", src, "-o", src, *extra)
+        assert result.returncode == 1
+        assert f"error {src}" in result.stderr and "overwrite the input" in result.stderr
+        assert _digest(src) == digest
+
+
+def test_output_folder_equal_to_input_folder_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(EXAMPLE.read_bytes())
+    digest = _digest(src)
+    result = run_veil("redact", tmp_path, "-o", tmp_path, "--overwrite")
+    assert result.returncode == 1 and "overwrite the input" in result.stderr
+    assert _digest(src) == digest
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(EXAMPLE.read_bytes())
+    target = tmp_path / "photo.redacted.jpg"
+    target.write_bytes(b"keep me")
+    result = run_veil("redact", src)
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert target.read_bytes() == b"keep me"
+    result = run_veil("redact", src, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def _world_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "perm"
+    folder.mkdir()
+    return folder
+
+
+def test_unreadable_input(tmp_path: Path) -> None:
+    folder = _world_dir(tmp_path)
+    src = folder / "secret.jpg"
+    src.write_bytes(EXAMPLE.read_bytes())
+    src.chmod(0)
+    try:
+        result = run_veil("redact", src, drop_root_privileges=True)
+    finally:
+        src.chmod(0o644)
+    assert result.returncode == 1
+    assert f"error {src}" in result.stderr and "permission denied" in result.stderr
+    assert not (folder / "secret.redacted.jpg").exists()
+
+
+def test_output_folder_not_writable(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(EXAMPLE.read_bytes())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = run_veil("redact", src, "-o", locked, drop_root_privileges=True)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert f"error {src}" in result.stderr and "not writable" in result.stderr
+    assert list(locked.iterdir()) == []
+
+
+def test_folder_input_recurses_and_mirrors_into_output(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "day1").mkdir(parents=True)
+    (src / "day1" / "a.jpg").write_bytes(EXAMPLE.read_bytes())
+    Image.open(EXAMPLE).save(src / "b.png")
+    (src / "notes.txt").write_text("ignored: not media")
+    out = tmp_path / "out"
+    report = tmp_path / "report.json"
+    result = run_veil("redact", src, "-o", out, "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert (out / "day1" / "a.jpg").is_file() and (out / "b.png").is_file()
+    import json
+
+    data = json.loads(report.read_text())
+    assert {Path(f["path"]).name for f in data["files"]} == {"a.jpg", "b.png"}
+    assert all(f["ok"] and f["faces"] >= 1 for f in data["files"])
+    # Running again over the source folder skips nothing new and never re-redacts outputs.
+    result = run_veil("redact", src)
+    assert result.returncode == 0
+    again = run_veil("redact", src)
+    assert "already exists" in again.stderr and ".redacted.redacted" not in again.stderr
+
+
+def test_scan_json_format(tmp_path: Path) -> None:
+    import json
+
+    result = run_veil("scan", EXAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["path"] == str(EXAMPLE) and row["frame"] == 0
+    assert (row["width"], row["height"]) == (512, 512)
+    assert len(row["faces"]) == 1
+    face = row["faces"][0]
+    assert set(face) == {"box", "score", "mask"}
+    x, y, w, h = face["box"]
+    mx, my, mw, mh = face["mask"]
+    assert mx <= x and my <= y and mx + mw >= x + w and my + mh >= y + h
+    assert 0 < face["score"] <= 1
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_veil("redact").returncode == 2
+    assert run_veil("redact", EXAMPLE, "--mask", "pixelate").returncode == 2
+    assert run_veil("redact", EXAMPLE, "--keep-gps").returncode == 2
+
+
+def test_blur_warns_that_it_is_reversible(tmp_path: Path) -> None:
+    result = run_veil("redact", EXAMPLE, "-o", tmp_path / "x.jpg", "--mask", "blur")
+    assert result.returncode == 0
+    assert "can be partly reversed" in result.stderr
+
+
+def test_help_lists_commands() -> None:
+    result = run_veil("--help")
+    assert result.returncode == 0 and "redact" in result.stdout and "scan" in result.stdout
