@@ -26,6 +26,7 @@ from ._errors import OutputError, VeilError
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .batch import Job, collect_jobs
 from .pipeline import default_output, failed_report, redact_file, scan_file
+from .planfile import PlanFile, load_plan
 
 
 class ExitCode(enum.IntEnum):
@@ -100,7 +101,7 @@ def _progress() -> Progress:
 
 
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
-             after_each: object = None) -> list[FileReport]:
+             after_each: object = None, plan: PlanFile | None = None) -> list[FileReport]:
     """Process every job; a failure is reported and the batch goes on."""
     reports: list[FileReport] = []
     with _progress() if show_progress else _NullProgress() as progress:
@@ -114,7 +115,8 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
             try:
                 _prepare_target(job)
                 report = redact_file(job.source, job.target, config, overwrite=overwrite,
-                                     progress=on_frames)
+                                     progress=on_frames,
+                                     plan=plan.for_input(job.source) if plan is not None else None)
                 if callable(after_each):
                     report = after_each(report)
             except VeilError as exc:
@@ -207,6 +209,9 @@ def redact(
     drop_audio: Annotated[bool, typer.Option("--drop-audio", help="Remove the sound from videos.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a JSON report here.")] = None,
+    plan_file: Annotated[Optional[Path], typer.Option(
+        "--plan", help="Edited `veil scan --json` output: keep faces visible, drop false masks, add "
+        "missed faces (see the README). Faces it does not mention are masked as usual.")] = None,
 ) -> None:
     """Mask every face in INPUTS and write clean copies without identifying metadata."""
     if keep_gps and not keep_metadata:
@@ -219,7 +224,15 @@ def redact(
     if not jobs:
         err.print("[red]error[/] no media files found in the given inputs")
         raise typer.Exit(ExitCode.SOME_FAILED)
-    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty())
+    edit_plan = None
+    if plan_file is not None:
+        try:
+            edit_plan = load_plan(plan_file)
+            edit_plan.check_inputs([job.source for job in jobs])
+        except VeilError as exc:
+            err.print(f"[red]error[/] {exc.path or plan_file}: {exc.message}")
+            raise typer.Exit(ExitCode.USAGE) from None
+    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan)
     _summarise(reports)
     if report is not None:
         _write_report(report, reports, config)
@@ -251,6 +264,41 @@ def scan(
             failed += 1
             err.print(f"[red]error[/] {job.source}: {exc.message}")
     raise typer.Exit(ExitCode.SOME_FAILED if failed else ExitCode.OK)
+
+
+@app.command("eval")
+def eval_command(
+    annotations: Annotated[Path, typer.Option(
+        "--annotations", exists=True, dir_okay=False,
+        help="Ground truth in gt.jsonl format (one JSON object per image).")],
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", file_okay=False, help="Folder the annotation paths are relative to. "
+        "Default: the annotations' folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Score only the first N images (0: all).")] = 0,
+) -> None:
+    """Measure recall, covered recall, precision and masked area against annotated faces."""
+    from .evaluate import evaluate, format_table, read_annotations
+
+    config = _config(detect=detect, threshold=threshold)
+    try:
+        truths = read_annotations(annotations)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--annotations") from None
+    if limit:
+        truths = truths[:limit]
+    try:
+        report = evaluate(truths, images or annotations.parent, config, label=detect.value)
+    except VeilError as exc:
+        err.print(f"[red]error[/] {exc.path or annotations}: {exc.message}")
+        raise typer.Exit(ExitCode.SOME_FAILED) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json()) + "\n")
+    else:
+        out.print(format_table([report]), markup=False)
+    raise typer.Exit(ExitCode.OK)
 
 
 def main() -> None:
