@@ -11,11 +11,12 @@ import numpy as np
 
 from ._atomic import atomic_output, check_target
 from ._errors import InputError, RedactionError, VeilError
-from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan
+from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan, RegionSource
 from .detect.base import Detector
 from .media.image import encode_image, read_image
 from .media.kinds import MediaKind, media_kind
 from .plan import plan_masks
+from .planfile import EditPlan
 from .redact import apply_masks
 
 # Called with (frames done, frames total or None) as a file is processed.
@@ -64,25 +65,52 @@ def face_records(detections: Detections, plan: MaskPlan) -> tuple[FaceRecord, ..
     return tuple(records)
 
 
+def edited_records(detections: Detections, plan: MaskPlan, origin: np.ndarray) -> tuple[FaceRecord, ...]:
+    """Records for an edited plan: regions from a detection keep its box and score; added ones
+    report their own region as the box and a score of 1 (a person put them there)."""
+    records = []
+    for i, (mx, my, mw, mh) in enumerate(plan.xywh()):
+        row = int(origin[i])
+        if 0 <= row < len(detections):
+            x1, y1, x2, y2 = (float(v) for v in detections.boxes[row])
+            box, score = (x1, y1, x2 - x1, y2 - y1), float(detections.scores[row])
+        else:
+            box, score = (float(mx), float(my), float(mw), float(mh)), 1.0
+        records.append(FaceRecord(box, score, (mx, my, mw, mh), int(plan.track_ids[i]),
+                                  RegionSource(int(plan.sources[i]))))
+    return tuple(records)
+
+
 def scan_file(path: str | Path, config: Config = Config(),
-              detector: Detector | None = None) -> Iterator[FrameScan]:
-    """Yield what veil finds and would mask in each frame of a file (one frame for a still)."""
+              detector: Detector | None = None, plan: EditPlan | None = None) -> Iterator[FrameScan]:
+    """Yield what veil finds and would mask in each frame of a file (one frame for a still).
+
+    With an edit plan (veil.planfile), the regions reported are the edited ones.
+    """
     path = Path(path)
     kind = media_kind(path)
     if kind is MediaKind.VIDEO:
         from .video_pipeline import scan_video_file
 
-        yield from scan_video_file(path, config, detector)
+        yield from scan_video_file(path, config, detector, **({"plan": plan} if plan is not None else {}))
         return
     still = read_image(path, config.max_pixels)
-    detections, plan = scan_image(still.pixels, config, detector)
-    yield FrameScan(path, 0, still.width, still.height, face_records(detections, plan))
+    detections, regions = scan_image(still.pixels, config, detector)
+    if plan is None:
+        yield FrameScan(path, 0, still.width, still.height, face_records(detections, regions))
+        return
+    plan.check_frame_count(1)
+    edited, origin = plan.apply(0, regions, still.width, still.height)
+    yield FrameScan(path, 0, still.width, still.height, edited_records(detections, edited, origin))
 
 
 def redact_file(path: str | Path, out: str | Path | None = None, config: Config = Config(), *,
                 overwrite: bool = False, detector: Detector | None = None,
-                progress: ProgressCallback | None = None) -> FileReport:
+                progress: ProgressCallback | None = None, plan: EditPlan | None = None) -> FileReport:
     """Redact one file to `out` (default `<stem>.redacted<suffix>` beside it).
+
+    `plan` (veil.planfile.EditPlan) edits veil's regions: keep a face visible, drop a false mask,
+    add a missed face. Faces it does not release are masked as usual.
 
     Raises a VeilError subclass on failure; the target path is then left as it was.
     """
@@ -94,11 +122,14 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
         from .video_pipeline import redact_video_file
 
         return redact_video_file(path, target, config, overwrite=overwrite, detector=detector,
-                                 progress=progress)
+                                 progress=progress, **({"plan": plan} if plan is not None else {}))
     started = time.perf_counter()
     still = read_image(path, config.max_pixels)
-    detections, plan = scan_image(still.pixels, config, detector)
-    masked = apply_masks(still.pixels, plan, config.mask)
+    detections, plan_regions = scan_image(still.pixels, config, detector)
+    if plan is not None:
+        plan.check_frame_count(1)
+        plan_regions = plan.regions_for(0, plan_regions, still.width, still.height)
+    masked = apply_masks(still.pixels, plan_regions, config.mask)
     try:
         data = encode_image(masked, still, config)
     except (OSError, ValueError) as exc:
@@ -113,8 +144,8 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
     if progress:
         progress(1, 1)
     return FileReport(
-        path=path, output=target, ok=True, kind="image", frames=1, faces=len(plan),
-        faces_per_frame=(len(plan),),
+        path=path, output=target, ok=True, kind="image", frames=1, faces=len(plan_regions),
+        faces_per_frame=(len(plan_regions),),
         lowest_score=float(detections.scores.min()) if len(detections) else None,
         seconds=time.perf_counter() - started,
     )
