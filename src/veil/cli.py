@@ -301,6 +301,50 @@ def eval_command(
     raise typer.Exit(ExitCode.OK)
 
 
+@app.command()
+def review(
+    target: Annotated[Path, typer.Argument(help="A picture, or a folder of pictures (searched "
+                                           "recursively). Default: the current folder.")] = Path("."),
+    output: Annotated[Optional[Path], typer.Option(
+        "-o", "--output", file_okay=False,
+        help="A folder the app may also save redacted copies to (default: beside each original).")] = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port on 127.0.0.1 (default: a free one).")] = 0,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the web browser.")] = False,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+) -> None:
+    """Check, fix and export redactions in a local web page (served on 127.0.0.1 only)."""
+    try:
+        from .web import Library, ReviewServer
+    except ImportError as exc:
+        err.print(f"[red]error[/] the review app needs its extra: pip install 'veil[review]' ({exc})")
+        raise typer.Exit(ExitCode.USAGE) from None
+    import webbrowser
+
+    config = _config(detect=detect, threshold=threshold)
+    try:
+        library = Library.open(target, config, output)
+    except VeilError as exc:
+        err.print(f"[red]error[/] {exc.path or target}: {exc.message}")
+        raise typer.Exit(ExitCode.USAGE) from None
+    if not library.items:
+        err.print(f"[red]error[/] no pictures found in {target}")
+        raise typer.Exit(ExitCode.SOME_FAILED)
+    server = ReviewServer(library, port)
+    # Plain writes: a console library could wrap the long address.
+    sys.stdout.write(f"veil review: {len(library.items)} picture{'s' if len(library.items) != 1 else ''} "
+                     f"in {library.root}\nOpen this address in your browser (it holds a one-time key; "
+                     f"do not share it):\n\n  {server.url}\n\nPress Ctrl+C to stop.\n")
+    sys.stdout.flush()
+    if open_browser:
+        webbrowser.open(server.url)
+    server.run()
+
+
+app.command("serve", help="Same as `veil review`.")(review)
+
+
 def main() -> None:
     """Console-script entry point; usage errors exit 2 (Click's convention)."""
     try:

@@ -23,7 +23,7 @@ import enum
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +148,22 @@ class EditPlan:
     def apply(self, frame_index: int, computed: MaskPlan, width: int,
               height: int) -> tuple[MaskPlan, np.ndarray]:
         """As regions_for, plus for each returned region the row of `computed` it came from (-1: none)."""
+        masked = [r for r in self.review(frame_index, computed, width, height)
+                  if r.action is FaceAction.MASK]
+        boxes = np.asarray([r.box for r in masked], np.int64).reshape(-1, 4)
+        plan = MaskPlan(boxes, computed.shape, np.asarray([r.track for r in masked], np.int64),
+                        np.asarray([int(r.source) for r in masked], np.int8))
+        return plan, np.asarray([r.origin for r in masked], np.int64)
+
+    def review(self, frame_index: int, computed: MaskPlan, width: int,
+               height: int) -> list[ReviewedRegion]:
+        """Every region of the frame with the plan's decision, released ones included (for the app)."""
         boxes = [tuple(int(v) for v in b) for b in computed.boxes]
         tracks = [int(t) for t in computed.track_ids]
         sources = [int(s) for s in computed.sources]
         origin = list(range(len(boxes)))
-        released = [False] * len(boxes)
+        actions = [FaceAction.MASK] * len(boxes)
+        ignored: list[ReviewedRegion] = []  # released faces veil did not find this time
 
         edit = self.frames.get(frame_index)
         if edit is not None:
@@ -164,17 +175,20 @@ class EditPlan:
             pairs = _match(listed, boxes)
             for face_index, face in enumerate(edit.faces):
                 row = pairs.get(face_index)
+                region = listed[face_index]
                 if face.action is not FaceAction.MASK:
                     if row is not None:
-                        released[row] = True
+                        actions[row] = face.action
+                    else:
+                        ignored.append(ReviewedRegion(region, face.action, RegionSource.MANUAL,
+                                                      face.track, -1))
                     continue
-                region = listed[face_index]
                 if row is None:
                     boxes.append(region)
                     tracks.append(face.track)
                     sources.append(int(RegionSource.MANUAL))
                     origin.append(-1)
-                    released.append(False)
+                    actions.append(FaceAction.MASK)
                 else:  # grow to cover both: an edit can enlarge a mask, never shrink one
                     a = boxes[row]
                     boxes[row] = (min(a[0], region[0]), min(a[1], region[1]),
@@ -184,37 +198,40 @@ class EditPlan:
             if not release.active(frame_index):
                 continue
             for i, box in enumerate(boxes):
+                if actions[i] is not FaceAction.MASK:
+                    continue
                 if release.track is not None and tracks[i] == release.track:
-                    released[i] = True
+                    actions[i] = release.action
                 elif release.box is not None and _iou(_xyxy(release.box), box) >= MATCH_IOU:
-                    released[i] = True
+                    actions[i] = release.action
 
-        keep = [i for i in range(len(boxes)) if not released[i]]
-        out_boxes = [boxes[i] for i in keep]
-        out_tracks = [tracks[i] for i in keep]
-        out_sources = [sources[i] for i in keep]
-        out_origin = [origin[i] for i in keep]
+        regions = [ReviewedRegion(boxes[i], actions[i], RegionSource(sources[i]), tracks[i], origin[i])
+                   for i in range(len(boxes))]
+        for add in self.adds:
+            box = add.box_at(frame_index)
+            if box is None:
+                continue
+            region = clip_regions(np.array([_xyxy_float(box)], np.float64), width, height)[0]
+            if region[2] <= region[0] or region[3] <= region[1]:
+                raise InputError(f"line {add.line}: the added region lies outside the "
+                                 f"{width}x{height} frame", self.source)
+            regions.append(ReviewedRegion(tuple(int(v) for v in region), FaceAction.MASK,  # type: ignore[arg-type]
+                                          RegionSource.MANUAL, -1, -1))
+        clipped = clip_regions(np.asarray([r.box for r in regions], np.float64).reshape(-1, 4),
+                               width, height)
+        out = [replace(r, box=tuple(int(v) for v in c)) for r, c in zip(regions, clipped)]
+        return out + ignored
 
-        added = [a for a in self.adds if a.box_at(frame_index) is not None]
-        if added:
-            raw = np.array([_xyxy_float(a.box_at(frame_index)) for a in added], np.float64)  # type: ignore[arg-type]
-            clipped = clip_regions(raw, width, height)
-            for region, add in zip(clipped, added):
-                if region[2] <= region[0] or region[3] <= region[1]:
-                    raise InputError(f"line {add.line}: the added region lies outside the "
-                                     f"{width}x{height} frame", self.source)
-                out_boxes.append(tuple(int(v) for v in region))
-                out_tracks.append(-1)
-                out_sources.append(int(RegionSource.MANUAL))
-                out_origin.append(-1)
 
-        if out_boxes:
-            clipped_all = clip_regions(np.asarray(out_boxes, np.float64), width, height)
-        else:
-            clipped_all = np.zeros((0, 4), np.int64)
-        plan = MaskPlan(clipped_all, computed.shape, np.asarray(out_tracks, np.int64),
-                        np.asarray(out_sources, np.int8))
-        return plan, np.asarray(out_origin, np.int64)
+@dataclass(frozen=True)
+class ReviewedRegion:
+    """One region of a frame after the plan: its (x0, y0, x1, y1) box and the decision for it."""
+
+    box: tuple[int, int, int, int]
+    action: FaceAction
+    source: RegionSource
+    track: int
+    origin: int  # the row of veil's computed regions it came from, -1 if none
 
 
 @dataclass(frozen=True)
@@ -509,4 +526,4 @@ def _match(listed: list[tuple[int, int, int, int]], computed: list[tuple[int, ..
     return pairs
 
 
-__all__ = ["EditPlan", "PlanFile", "FaceAction", "load_plan", "parse_plan", "MATCH_IOU"]
+__all__ = ["EditPlan", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU"]
