@@ -71,18 +71,20 @@ class ExportJob:
     id: str
     item: MediaItem
     state: str = "running"  # running | done | failed
+    phase: str = "redacting"  # redacting | auditing
     done: int = 0
     total: int | None = None
     output: str | None = None
     faces: int = 0
     kept: int = 0
+    removed: int = 0
     error: str | None = None
     audit: dict[str, Any] | None = None
     audit_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "file": self.item.id, "state": self.state, "done": self.done,
-                "total": self.total, "output": self.output, "faces": self.faces, "kept": self.kept,
+        return {"id": self.id, "file": self.item.id, "state": self.state, "phase": self.phase, "done": self.done,
+                "total": self.total, "output": self.output, "faces": self.faces, "kept": self.kept, "removed": self.removed,
                 "error": self.error, "audit": self.audit, "audit_note": self.audit_note}
 
 
@@ -287,11 +289,14 @@ class Library:
                     job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
                 return
             scan = self._scan(job.item.id)
-            kept = sum(r.action is not FaceAction.MASK
-                       for r in plan.review(0, scan.computed, scan.width, scan.height))
-            audit, note = run_audit(job.item.path, target, config)
+            actions = [r.action for r in plan.review(0, scan.computed, scan.width, scan.height)]
             with self._lock:
-                job.output, job.faces, job.kept = str(target), report.faces, kept
+                job.output, job.faces = str(target), report.faces
+                job.kept = actions.count(FaceAction.KEEP)
+                job.removed = actions.count(FaceAction.REMOVE)
+                job.phase = "auditing"
+            audit, note = run_audit(job.item.path, target, config, self._detector())
+            with self._lock:
                 job.audit, job.audit_note = audit, note
                 job.state = "done"
         finally:
@@ -305,22 +310,21 @@ class Library:
             return job.to_json()
 
 
-def run_audit(source: Path, output: Path, config: Config) -> tuple[dict[str, Any] | None, str | None]:
-    """The audit summary when veil's audit feature is installed, else a note saying why not."""
+def run_audit(source: Path, output: Path, config: Config,
+              detector: Detector | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """veil's audit of the exported copy when that feature is installed, else a note saying why not."""
     try:
-        from .. import audit as audit_module
+        from ..audit import audit_file
     except ImportError:
-        return None, "The audit feature is not installed in this copy of veil."
-    run = getattr(audit_module, "audit_file", None)
-    if run is None:
-        return None, "The audit feature is not available in this copy of veil."
+        return None, "The audit feature is not part of this copy of veil, so the copy was not re-checked."
     try:
-        result = run(output, source=source, config=config)
-    except Exception as exc:  # noqa: BLE001 - the export itself succeeded; say the audit did not
-        return None, f"The audit could not run: {exc}"
-    to_json = getattr(result, "to_json", None)
-    data = to_json() if callable(to_json) else result
-    return (data if isinstance(data, dict) else {"result": str(data)}), None
+        report = audit_file(source, output, config, detector=detector)
+    except VeilError as exc:
+        return None, f"The audit could not run: {exc.message}"
+    except Exception as exc:  # noqa: BLE001 - the export succeeded; say plainly the audit did not
+        return None, f"The audit could not run: {type(exc).__name__}: {exc}"
+    return {"clean": report.clean, "findings": len(report.findings),
+            "summary": report.summary(max_lines=8)}, None
 
 
 __all__ = ["Library", "MediaItem", "ExportJob", "RequestError", "LOW_CONFIDENCE"]

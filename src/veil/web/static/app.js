@@ -275,11 +275,17 @@ async function exportCurrent() {
   try {
     let job = await api(`/api/files/${id}/export`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const text = $("progress-text");
+    text.hidden = false;
     while (job.state === "running") {
+      text.textContent = job.phase === "auditing"
+        ? "Saved. Now re-checking the copy for any face or data left (audit)…"
+        : "Hiding faces and writing the copy…";
       await new Promise((resolve) => setTimeout(resolve, 250));
       job = await api(`/api/jobs/${job.id}`);
       if (job.total) { progress.max = job.total; progress.value = job.done; }
     }
+    text.hidden = true;
     showResult(job);
   } catch (error) {
     showFailure(error.message);
@@ -305,32 +311,40 @@ function showResult(job) {
   p.id = "export-done";
   const faces = `${job.faces} region${job.faces === 1 ? "" : "s"} hidden`;
   const kept = job.kept ? `, ${job.kept} left visible as you chose` : "";
-  p.textContent = `Saved: ${job.output} (${faces}${kept}).`;
+  const removed = job.removed ? `, ${job.removed} marked not a face` : "";
+  p.textContent = `Saved: ${job.output} (${faces}${kept}${removed}).`;
   const nodes = [p];
   const audit = document.createElement("div");
   audit.className = "audit";
   if (job.audit) {
-    audit.append(auditSummary(job.audit));
+    audit.append(...auditSummary(job.audit, job.kept + job.removed));
+    audit.classList.add(job.audit.clean ? "clean" : "findings");
   } else {
     audit.textContent = job.audit_note || "No audit was run.";
   }
   nodes.push(audit);
   $("result").replaceChildren(...nodes);
+  $("result").scrollIntoView({ block: "nearest" });
 }
 
-function auditSummary(audit) {
-  // Show the audit's own top-level facts; its details stay in the report file.
-  const list = document.createElement("div");
+function auditSummary(audit, released) {
+  // The audit re-reads the saved copy with a second face detector, a face matcher and a
+  // metadata reader; its own summary lines are shown as plain text.
   const title = document.createElement("b");
-  title.textContent = "Audit of the exported copy";
-  list.append(title);
-  for (const [key, value] of Object.entries(audit)) {
-    if (value === null || typeof value === "object") continue;
-    const line = document.createElement("div");
-    line.textContent = `${key.replace(/_/g, " ")}: ${value}`;
-    list.append(line);
+  title.textContent = audit.clean
+    ? "Audit: the copy is clean."
+    : `Audit: ${audit.findings} thing${audit.findings === 1 ? "" : "s"} to check before publishing.`;
+  const nodes = [title];
+  if (!audit.clean && released) {
+    const note = document.createElement("div");
+    note.textContent = `You chose to leave ${released} box${released === 1 ? "" : "es"} unmasked; ` +
+      "the audit reports visible faces, so those show up here too.";
+    nodes.push(note);
   }
-  return list;
+  const pre = document.createElement("pre");
+  pre.textContent = audit.summary;
+  nodes.push(pre);
+  return nodes;
 }
 
 // ---- plan upload ----

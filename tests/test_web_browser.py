@@ -1,0 +1,161 @@
+"""`veil review` end to end in real Chromium: see the boxes, remove one, add one, export, check pixels."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from veil.media.image import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"  # gitignored: the screenshot shows WIDER pixels
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-default-apps", "--metrics-recording-only", "--no-default-browser-check"]
+
+
+def _need_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"Debian chromium not found at {CHROMIUM} (make system-deps installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture()
+def photo(tmp_path: Path, wider_gt) -> Path:  # type: ignore[no-untyped-def]
+    """A temporary copy of a WIDER photo with a few clearly visible faces."""
+    truth = next(t for t in wider_gt if 3 <= len(t.boxes) <= 8 and t.boxes[:, 2].min() >= 30)
+    folder = tmp_path / "story"
+    folder.mkdir()
+    target = folder / "photo.jpg"
+    shutil.copyfile(truth.image, target)
+    return target
+
+
+@pytest.fixture()
+def review_url(photo: Path) -> Iterator[str]:
+    """Run the real `veil review` command on the photo's folder; yield the address it prints."""
+    proc = subprocess.Popen([sys.executable, "-m", "veil", "review", str(photo.parent)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env=dict(os.environ, NO_COLOR="1"))
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        output = ""
+        while True:
+            try:
+                line = lines.get(timeout=60)
+            except queue.Empty:
+                pytest.fail(f"veil review printed no address: {output}")
+            output += line
+            found = re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", line)
+            if found:
+                break
+        yield found.group(0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _overlaps(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) -> None:
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    decoded = read_image(photo).pixels
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(review_url.split("/?")[0])
+                    else outside.append(r.url))
+            page.goto(review_url)
+            assert "token=" not in page.url  # the key moved into an HttpOnly cookie
+            page.wait_for_selector("#overlay rect", timeout=60_000)
+
+            rects = page.locator("#overlay rect")
+            boxes = [[int(float(rects.nth(i).get_attribute(k) or 0)) for k in ("x", "y", "width", "height")]
+                     for i in range(rects.count())]
+            assert len(boxes) >= 2, "veil should find several faces in this photo"
+            assert all(rects.nth(i).get_attribute("data-action") == "mask" for i in range(len(boxes)))
+
+            # Remove a box that overlaps no other, so its pixels must come through untouched.
+            removed = next(i for i, b in enumerate(boxes)
+                           if not any(_overlaps(b, o) for j, o in enumerate(boxes) if j != i))
+            rects.nth(removed).click()
+            page.click("#act-remove")
+            assert rects.nth(removed).get_attribute("data-action") == "remove"
+
+            # Drag a new box over a bright patch away from every face.
+            added = next([x, y, 40, 40] for y in range(0, decoded.shape[0] - 40, 20)
+                         for x in range(0, decoded.shape[1] - 40, 20)
+                         if decoded[y:y + 40, x:x + 40].mean() > 60
+                         and not any(_overlaps([x - 6, y - 6, 52, 52], b) for b in boxes))
+            img = page.locator("#picture").bounding_box()
+            assert img is not None
+            scale = img["width"] / decoded.shape[1]
+            x0, y0 = img["x"] + (added[0] + 1) * scale, img["y"] + (added[1] + 1) * scale
+            x1, y1 = img["x"] + (added[0] + 39) * scale, img["y"] + (added[1] + 39) * scale
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2)
+            page.mouse.move(x1, y1)
+            page.mouse.up()
+            new = page.locator("#overlay rect.added")
+            assert new.count() == 1
+            drawn = [int(float(new.get_attribute(k) or 0)) for k in ("x", "y", "width", "height")]
+            assert abs(drawn[0] - added[0]) <= 3 and abs(drawn[2] - 40) <= 5
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "review-page.png"))
+
+            page.click("#export")
+            page.wait_for_selector("#export-done", timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "review-exported.png"))
+            assert outside == [], f"the page fetched something from elsewhere: {outside}"
+        finally:
+            browser.close()
+
+    out = photo.with_name("photo.redacted.jpg")
+    assert out.is_file()
+    original = decoded.astype(np.int16)
+    result = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+    # A fresh JPEG at quality 95: compare with a tolerance, looking inside each box.
+    x, y, w, h = boxes[removed]
+    assert np.abs(result[y:y + h, x:x + w] - original[y:y + h, x:x + w]).mean() < 3
+    assert original[y:y + h, x:x + w].mean() > 15
+    for i, (x, y, w, h) in enumerate(boxes):
+        if i != removed:
+            assert result[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 4, f"face {i} is not masked"
+    x, y, w, h = drawn
+    assert result[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 4, "the added box is not masked"
+    assert original[y + 3:y + h - 3, x + 3:x + w - 3].mean() > 40
