@@ -7,6 +7,7 @@ EXPECTED = {
     "FrameScan", "InputError", "MaskPlan", "MaskShape", "MaskStyle", "ModelError", "OutputError",
     "RedactionError", "StaticDetector", "UnsupportedMedia", "VeilError", "__version__",
     "redact_file", "redact_image", "scan_file", "scan_image",
+    "EditPlan", "load_plan",
 }
 
 

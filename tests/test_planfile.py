@@ -338,3 +338,32 @@ def test_cli_scan_edit_redact_round_trip(tmp_path: Path, wider_gt) -> None:  # t
     refused = run_veil("redact", photo, "-o", tmp_path / "y.png", "--plan", other)
     assert refused.returncode == 2 and "line 1: names" in refused.stderr
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_review_reports_released_regions_with_their_decision() -> None:
+    plan = plan_of(frame_line([{"mask": A_XYWH, "keep": True}, {"mask": [150, 60, 20, 30], "remove": True}]),
+                   {"add": [0, 0, 5, 5]})
+    reviewed = plan.review(0, computed(A, B), W, H)
+    by_action = {r.action: r for r in reviewed}
+    assert by_action[FaceAction.KEEP].box == A and by_action[FaceAction.KEEP].origin == 0
+    assert by_action[FaceAction.REMOVE].box == (150, 60, 170, 90)  # listed, not found: shown, not masked
+    masked = [r.box for r in reviewed if r.action is FaceAction.MASK]
+    assert sorted(masked) == sorted([B, (0, 0, 5, 5)])
+
+
+def test_the_readme_example_plan_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```jsonl\n", 1)[1].split("```", 1)[0]
+    rows, buffer = [], ""
+    for text in block.splitlines():  # the first example line is wrapped for reading
+        buffer += text
+        try:
+            rows.append(json.loads(buffer))
+            buffer = ""
+        except json.JSONDecodeError:
+            continue
+    assert buffer == "" and len(rows) == 6
+    plan = parse_plan([json.dumps(r) for r in rows], "README.md", [Path("/x")])
+    assert {FaceAction.KEEP, FaceAction.REMOVE} <= {f.action for f in plan.frame_lines["photo.jpg"][0].faces}
+    clip = plan.for_input(Path("/x/clip.mp4"))
+    assert len(clip.adds) == 3 and len(clip.releases) == 2

@@ -25,6 +25,7 @@ from ._types import (
 )
 from .detect.base import Detector, StaticDetector
 from .pipeline import redact_file, redact_image, scan_file, scan_image
+from .planfile import EditPlan, load_plan
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ __all__ = [
     "DetectPreset",
     "Detections",
     "Detector",
+    "EditPlan",
     "FaceRecord",
     "FileReport",
     "FrameScan",
@@ -48,6 +50,7 @@ __all__ = [
     "UnsupportedMedia",
     "VeilError",
     "__version__",
+    "load_plan",
     "redact_file",
     "redact_image",
     "scan_file",
