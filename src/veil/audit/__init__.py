@@ -1,0 +1,296 @@
+"""veil's audit: re-reads a redacted file beside its original and checks that nobody is identifiable.
+
+How the audit knows where the masks are, from the two files alone: it runs veil's own scan
+(detector + mask plan, with the same Config) on the original. Those are the regions veil masks,
+so the pixel check knows exactly which pixels must have been replaced. Where the output differs
+from the original beyond encoding error is also counted as masked, so a redaction made by
+other means (or with other margins) is judged by what it actually hid.
+
+Four independent checks, each of which can fail on its own:
+  pixels            no run of original pixels survives inside a region; blur/mosaic: "reversible"
+  second_detector   dlib (HOG, optionally MMOD CNN) finds no face on the output outside the masks
+  reidentification  dlib ResNet embeddings of each original face and of the same aligned region
+                    of the output are at least 0.6 apart (dlib's same-person threshold)
+  metadata          no GPS, time, camera make/model/serial, owner or thumbnail left in the file
+
+dlib is imported lazily: veil works without the `audit` extra, and the audit says how to get it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError, UnsupportedMedia
+from .._types import Config, Detections, MaskPlan
+from ..detect.base import Detector
+from ..media.image import read_image
+from ..media.kinds import MediaKind, media_kind
+from ..plan import clip_regions, expand_boxes
+from . import pixels as pixel_check
+from .metadata import image_metadata
+from .models import require_models
+from .reid import MIN_FACE_PX, SAME_PERSON_DISTANCE, alignment_box, match_faces
+from .report import (
+    AuditReport,
+    Check,
+    FaceAudit,
+    Finding,
+    FindingKind,
+    MetadataField,
+    MetadataFlag,
+    RegionStyle,
+)
+from .second_detector import SecondDetector, covered_share, detect_faces
+
+# A dlib face and a veil face are the same face when their boxes overlap this much.
+SAME_FACE_IOU = 0.3
+# A second-detector face is "inside a mask" when at least this share of it is masked.
+INSIDE_MASK_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class FrameAudit:
+    """The pixel, second-detector and re-identification results for one frame."""
+
+    faces: tuple[FaceAudit, ...]
+    findings: tuple[Finding, ...]
+    tolerance: int
+    seconds: dict[str, float]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix between xyxy boxes a (N, 4) and b (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    a = a.astype(np.float64)[:, None, :]
+    b = b.astype(np.float64)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def _xywh(box: np.ndarray | tuple[float, ...]) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))
+
+
+def veil_regions(detections: Detections, width: int, height: int, config: Config) -> MaskPlan:
+    """The regions veil masks, one row per detection (unlike plan_masks, none is dropped)."""
+    if len(detections) == 0:
+        return MaskPlan.empty(config.shape)
+    boxes = clip_regions(expand_boxes(detections.boxes, config), width, height, config.min_mask_px)
+    return MaskPlan(boxes, config.shape)
+
+
+def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
+    """Greedy one-to-one pairing of dlib faces to veil faces by IoU."""
+    iou = _iou(veil_boxes, dlib_boxes)
+    pairs: dict[int, int] = {}
+    while iou.size and iou.max() >= SAME_FACE_IOU:
+        i, j = np.unravel_index(int(iou.argmax()), iou.shape)
+        pairs[int(j)] = int(i)
+        iou[i, :] = -1
+        iou[:, j] = -1
+    return pairs
+
+
+def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Config(), *,
+                detector: Detector | None = None, detections: Detections | None = None,
+                second_detector: SecondDetector = SecondDetector.HOG,
+                frame: int = 0) -> FrameAudit:
+    """Run the pixel, second-detector and re-identification checks on one pair of RGB frames.
+
+    `detections` are veil's faces in the original; without them veil's detector runs on it.
+    """
+    if original.shape != output.shape:
+        raise ValueError(f"frame sizes differ: {original.shape} vs {output.shape}")
+    seconds: dict[str, float] = {}
+    height, width = original.shape[:2]
+    started = time.perf_counter()
+    if detections is None:
+        from ..pipeline import detector_for
+
+        detections = (detector or detector_for(config))(original)
+    plan = veil_regions(detections, width, height, config)
+    seconds["veil_scan"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    difference = pixel_check.channel_difference(original, output)
+    from ..redact import coverage_mask
+
+    tolerance = pixel_check.encoding_tolerance(difference, coverage_mask(plan, height, width))
+    verdicts = pixel_check.check_regions(original, output, plan, tolerance)
+    covered = pixel_check.applied_coverage(original, output, plan, verdicts, tolerance)
+    seconds["pixels"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    dlib_original, _ = detect_faces(original, SecondDetector.HOG)
+    found_out, found_scores = detect_faces(output, second_detector)
+    seconds["second_detector"] = time.perf_counter() - started
+
+    # Faces of the original: veil's, and dlib's (which may find one veil missed).
+    pairs = _match(detections.boxes, dlib_original)
+    dlib_of = {v: d for d, v in pairs.items()}
+    align_boxes: list[tuple[int, int, int, int]] = []
+    measured: list[int] = []
+    faces: list[dict[str, object]] = []
+    for i in range(len(detections)):
+        box = detections.boxes[i]
+        has_dlib = i in dlib_of
+        faces.append({"box": _xywh(box), "region": plan.xywh()[i],
+                      "found_by": "veil+dlib" if has_dlib else "veil", "verdict": verdicts[i]})
+        if has_dlib or float(box[3] - box[1]) >= MIN_FACE_PX:
+            align_boxes.append(alignment_box(dlib_original[dlib_of[i]], False) if has_dlib
+                               else alignment_box(box, True))
+            measured.append(len(faces) - 1)
+    for j in range(len(dlib_original)):
+        if j not in pairs:
+            faces.append({"box": _xywh(dlib_original[j]), "region": None, "found_by": "dlib",
+                          "verdict": None})
+            align_boxes.append(alignment_box(dlib_original[j], False))
+            measured.append(len(faces) - 1)
+
+    started = time.perf_counter()
+    matches = match_faces(original, output, align_boxes)
+    seconds["reidentification"] = time.perf_counter() - started
+    distance_of = {i: float(d) for i, d in zip(measured, matches.distances) if np.isfinite(d)}
+    matchable_of = dict(zip(measured, (bool(m) for m in matches.matchable)))
+
+    findings: list[Finding] = []
+    records: list[FaceAudit] = []
+    for index, face in enumerate(faces):
+        verdict = face["verdict"]
+        assert verdict is None or isinstance(verdict, pixel_check.RegionVerdict)
+        box = face["box"]
+        region = face["region"]
+        records.append(FaceAudit(
+            frame=frame, box=box, region=region, found_by=str(face["found_by"]),  # type: ignore[arg-type]
+            style=verdict.style if verdict else None,
+            surviving_pixels=verdict.surviving_pixels if verdict else 0,
+            region_pixels=verdict.region_pixels if verdict else 0,
+            distance=distance_of.get(index), matchable=matchable_of.get(index)))
+        if verdict is not None:
+            findings += _pixel_findings(index, region, verdict, frame)  # type: ignore[arg-type]
+        distance = distance_of.get(index)
+        if distance is not None and matchable_of.get(index) and distance < SAME_PERSON_DISTANCE:
+            findings.append(Finding(
+                FindingKind.MATCHABLE_FACE,
+                f"face {index} at {_fmt(box)} can still be matched to the original person "  # type: ignore[arg-type]
+                f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE})",
+                frame=frame, box=box, face=index, value=distance))  # type: ignore[arg-type]
+    for k, (box, score) in enumerate(zip(found_out, found_scores)):
+        share = covered_share(box, covered)
+        xywh = _xywh(box)
+        if share < INSIDE_MASK_SHARE:
+            findings.append(Finding(
+                FindingKind.FACE_OUTSIDE_MASKS,
+                f"dlib {second_detector.value} finds a face at {_fmt(xywh)} that no mask covers "
+                f"({share:.0%} masked, score {score:.2f})",
+                frame=frame, box=xywh, value=float(score)))
+        else:
+            findings.append(Finding(
+                FindingKind.FACE_THROUGH_MASK,
+                f"dlib {second_detector.value} still finds a face through the mask at {_fmt(xywh)} "
+                f"(score {score:.2f})",
+                frame=frame, box=xywh, value=float(score)))
+    return FrameAudit(tuple(records), tuple(findings), tolerance, seconds)
+
+
+def _fmt(box: tuple[int, int, int, int]) -> str:
+    x, y, w, h = box
+    return f"x={x} y={y} {w}x{h}"
+
+
+def _pixel_findings(index: int, region: tuple[int, int, int, int],
+                    verdict: pixel_check.RegionVerdict, frame: int) -> list[Finding]:
+    if verdict.style is RegionStyle.UNMASKED:
+        return [Finding(
+            FindingKind.ORIGINAL_PIXELS,
+            f"face {index}: mask region {_fmt(region)} is not masked "
+            f"({verdict.surviving_pixels} of {verdict.region_pixels} pixels are the original's)",
+            frame=frame, box=verdict.surviving_box or region, face=index,
+            value=verdict.surviving_pixels / max(1, verdict.region_pixels))]
+    if verdict.style.reversible:
+        return [Finding(
+            FindingKind.REVERSIBLE_MASK,
+            f"face {index}: reversible mask ({verdict.style.value}) over {_fmt(region)}; it keeps "
+            f"the face's coarse structure (correlation {verdict.correlation:.2f}), which "
+            "recognition systems can exploit; use a solid or noise mask",
+            frame=frame, box=region, face=index, value=verdict.correlation)]
+    if verdict.leaks_pixels:
+        assert verdict.surviving_box is not None
+        return [Finding(
+            FindingKind.ORIGINAL_PIXELS,
+            f"face {index}: {verdict.surviving_pixels} original pixels survive in the "
+            f"{verdict.style.value} mask region {_fmt(region)}, within {_fmt(verdict.surviving_box)}",
+            frame=frame, box=verdict.surviving_box, face=index,
+            value=verdict.surviving_pixels / max(1, verdict.region_pixels))]
+    return []
+
+
+def metadata_findings(fields: list[MetadataField], frame: int = 0) -> list[Finding]:
+    return [Finding(FindingKind.IDENTIFYING_METADATA,
+                    f"{field.flag.value} metadata left in the output: {field.group} {field.name} = "
+                    f"{field.value}", frame=frame, field=f"{field.group}:{field.name}")
+            for field in fields if field.flag is not None]
+
+
+def audit_file(original: str | Path, redacted: str | Path, config: Config = Config(), *,
+               detector: Detector | None = None,
+               second_detector: SecondDetector = SecondDetector.HOG,
+               all_frames: bool = False) -> AuditReport:
+    """Audit `redacted` against `original` and return every finding (see the module docstring).
+
+    Raises ModelError (naming the `audit` extra) when dlib or its models are missing, InputError
+    when either file cannot be read or the two do not have the same size.
+    """
+    original, redacted = Path(original), Path(redacted)
+    require_models()
+    kinds = media_kind(original), media_kind(redacted)
+    if kinds[0] is not kinds[1]:
+        raise InputError(f"the redacted file is a {kinds[1].value} but the original is a "
+                         f"{kinds[0].value}", redacted)
+    if kinds[0] is MediaKind.VIDEO:
+        raise UnsupportedMedia("the audit checks still images; auditing videos is not supported yet",
+                               redacted)
+    del all_frames  # only meaningful for video
+    before = read_image(original, config.max_pixels)
+    after = read_image(redacted, config.max_pixels)
+    if before.pixels.shape != after.pixels.shape:
+        raise InputError(f"the redacted image is {after.width}x{after.height} but the original is "
+                         f"{before.width}x{before.height}; the audit compares them pixel by pixel",
+                         redacted)
+    result = audit_frame(before.pixels, after.pixels, config, detector=detector,
+                         second_detector=second_detector)
+    started = time.perf_counter()
+    fields = image_metadata(redacted)
+    seconds = dict(result.seconds, metadata=time.perf_counter() - started)
+    return AuditReport(
+        original=original, redacted=redacted, kind="image", frames_checked=(0,),
+        faces=result.faces, findings=result.findings + tuple(metadata_findings(fields)),
+        metadata=tuple(fields), tolerance=result.tolerance,
+        second_detector=second_detector.value, seconds=seconds)
+
+
+__all__ = [
+    "AuditReport",
+    "Check",
+    "FaceAudit",
+    "Finding",
+    "FindingKind",
+    "FrameAudit",
+    "MetadataField",
+    "MetadataFlag",
+    "RegionStyle",
+    "SecondDetector",
+    "audit_file",
+    "audit_frame",
+    "require_models",
+]
