@@ -1,0 +1,208 @@
+"""Video speed and recall, measured in one run: veil settings vs a bare transcode vs deface.
+
+    python benchmarks/bench_video.py [--clips DIR] [--seconds 3] [--sizes 1280x720,1920x1080]
+                                     [--settings fast:3,balanced:2] [--no-deface]
+
+Without --clips it renders clips from ../shared/data/wider_dev with make_clips.py into a temporary
+folder (WIDER derivatives: never kept). For every clip it prints, measured in the same process
+tree on the same clip:
+
+- bare: decode + encode with veil's encoder settings (libx264, yuv420p, CRF 18, preset medium),
+  no detection: the floor for any redactor that re-encodes;
+- veil for each setting `preset:k` (detector preset, run on every k-th frame and the last),
+  with covered recall (a ground-truth face counts when >= 80% of its box is inside the union of
+  the masks of that frame) for faces >= 32 px and for all faces, and the longest run of
+  consecutive frames any face >= 32 px went unmasked;
+- deface's default CLI run (speed), and its recall from its own CenterFace at its defaults
+  (threshold 0.2, mask scale 1.3) run in-process on the same frames, counting its masks as boxes
+  (its ellipses cover less, so this flatters deface).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from veil._types import Config, DetectPreset, MaskPlan  # noqa: E402
+from veil.detect.faces import preset_settings  # noqa: E402
+from veil.media.video import X264_PRESET  # noqa: E402
+from veil.redact import coverage_mask  # noqa: E402
+from veil.video_pipeline import VideoDetectSettings, redact_video_file  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+MIN_FACE = 32
+
+
+@dataclass
+class Recall:
+    covered_large: int = 0
+    total_large: int = 0
+    covered_all: int = 0
+    total_all: int = 0
+    longest_gap: int = 0
+
+    def line(self) -> str:
+        large = self.covered_large / max(self.total_large, 1)
+        every = self.covered_all / max(self.total_all, 1)
+        return f"recall>=32px {large:.4f}  recall(all) {every:.4f}  max-unmasked-run {self.longest_gap}"
+
+
+def load_gt(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
+    """Per-frame covered recall against the clip's ground truth."""
+    result = Recall()
+    runs: dict[int, int] = {}
+    for row, covered in zip(gt, coverages):
+        h, w = covered.shape
+        for (x, y, bw, bh), face in zip(row["boxes"], row["ids"]):
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
+            area = covered[y0:y1, x0:x1]
+            ok = area.size > 0 and area.mean() >= 0.8
+            result.total_all += 1
+            result.covered_all += ok
+            if bh >= MIN_FACE:
+                result.total_large += 1
+                result.covered_large += ok
+                runs[face] = 0 if ok else runs.get(face, 0) + 1
+                result.longest_gap = max(result.longest_gap, runs[face])
+            else:
+                runs.pop(face, None)
+    return result
+
+
+class Recorder:
+    """A plan hook that keeps each frame's final coverage without changing it."""
+
+    def __init__(self) -> None:
+        self.coverages: list[np.ndarray] = []
+
+    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+        self.coverages.append(coverage_mask(computed, height, width))
+        return computed
+
+
+def bare_transcode(src: Path, dst: Path, quality: int = 18) -> int:
+    """Decode and re-encode the video stream with veil's encoder settings; return frames."""
+    frames = 0
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vout = out.add_stream("libx264", rate=vin.average_rate,
+                              options={"crf": str(quality), "preset": X264_PRESET})
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        vout.time_base = vin.time_base
+        vout.codec_context.time_base = vin.time_base
+        for frame in inp.decode(vin):
+            out.mux(vout.encode(frame))
+            frames += 1
+        out.mux(vout.encode(None))
+    return frames
+
+
+def deface_recall(src: Path, gt: list[dict]) -> Recall:
+    from deface.centerface import CenterFace
+    from deface.deface import scale_bb
+
+    centerface = CenterFace(in_shape=None, backend="onnxrt")
+    coverages = []
+    with av.open(str(src)) as inp:
+        for frame in inp.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            h, w = rgb.shape[:2]
+            dets, _ = centerface(rgb, threshold=0.2)
+            covered = np.zeros((h, w), bool)
+            for det in dets:
+                x1, y1, x2, y2 = scale_bb(*det[:4].astype(int), 1.3)
+                covered[max(0, y1):min(h - 1, y2), max(0, x1):min(w - 1, x2)] = True
+            coverages.append(covered)
+    return score(gt, coverages)
+
+
+def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
+    preset, _, every = text.partition(":")
+    return text, VideoDetectSettings(preset_settings(DetectPreset(preset)), int(every or 1))
+
+
+def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:
+    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
+    assert spec and spec.loader
+    make_clips = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_clips)
+    clips = []
+    for k, size in enumerate(sizes):
+        # The first clip of make_clips' program: a crowd photo, zooming in.
+        entries = make_clips.make_clips(str(out_dir), count=1, seconds=seconds, size=size,
+                                        prefix=f"s{k}_")
+        chosen = entries[0]
+        clips.append((out_dir / chosen["video"], out_dir / chosen["gt"]))
+    return clips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, help="folder with <name>.mp4 and <name>.gt.jsonl")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--sizes", default="1280x720,1920x1080")
+    parser.add_argument("--settings", default="fast:3,balanced:2,balanced:1")
+    parser.add_argument("--no-deface", action="store_true")
+    args = parser.parse_args()
+    settings = [parse_setting(s) for s in args.settings.split(",")]
+    deface = shutil.which("deface") or (str(Path(sys.executable).with_name("deface"))
+                                        if Path(sys.executable).with_name("deface").exists() else None)
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.clips:
+            clips = [(p, p.with_name(p.stem + ".gt.jsonl")) for p in sorted(args.clips.glob("*.mp4"))]
+        else:
+            sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+            clips = render(tmp / "clips", args.seconds, sizes)  # type: ignore[arg-type]
+        print(f"{'clip':32} {'run':14} {'fps':>7} {'x bare':>7} {'x deface':>8}  recall")
+        for video, gt_path in clips:
+            gt = load_gt(gt_path)
+            with av.open(str(video)) as c:
+                s = c.streams.video[0]
+                label = f"{video.stem[:24]} {s.height}p"
+            t = time.perf_counter()
+            n = bare_transcode(video, tmp / "bare.mp4")
+            bare_s = time.perf_counter() - t
+            deface_s = None
+            if deface and not args.no_deface:
+                t = time.perf_counter()
+                subprocess.run([deface, str(video), "-o", str(tmp / "deface.mp4")], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                deface_s = time.perf_counter() - t
+            rows = [("bare", bare_s, None)]
+            for name, setting in settings:
+                recorder = Recorder()
+                t = time.perf_counter()
+                redact_video_file(video, tmp / "veil.mp4", Config(detect=DetectPreset(name.split(":")[0])),
+                                  overwrite=True, plan=recorder, detect_settings=setting)
+                rows.append((f"veil {name}", time.perf_counter() - t, score(gt, recorder.coverages)))
+            if deface_s is not None:
+                rows.append(("deface", deface_s, deface_recall(video, gt)))
+            for run, seconds, recall in rows:
+                vs_deface = f"{deface_s / seconds:8.2f}" if deface_s else f"{'-':>8}"
+                print(f"{label:32} {run:14} {n / seconds:7.2f} {seconds / bare_s:7.2f} {vs_deface}  "
+                      f"{recall.line() if recall else ''}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

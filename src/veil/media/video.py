@@ -1,0 +1,313 @@
+"""PyAV video reading and writing: exact timestamps, upright pixels, audio copied, nothing else kept.
+
+Rotation: a display matrix (phones filming upright) is *applied to the pixels* when reading,
+and the output carries no display matrix. Every coordinate veil reports (scan boxes, masks,
+plan files) is therefore in the upright picture a viewer sees, and the output file shows the
+same picture in every player, including ones that ignore display matrices.
+
+Timing: each output frame carries the pts and time base of the input frame it came from, so
+variable frame rates and NTSC rates (30000/1001) survive exactly where the container's time
+base allows it (Matroska/WebM store milliseconds, as the input did if it was Matroska).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from .._errors import InputError, RedactionError
+from .._types import Config
+
+logger = logging.getLogger(__name__)
+
+# Output container for each target suffix: the same container type as the input.
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+            ".avi": "avi"}
+# x264's default preset: the speed/size trade-off every player and benchmark assumes.
+X264_PRESET = "medium"
+# VP9 for WebM (which cannot hold H.264). libvpx's CRF scale runs 0..63 against x264's 0..51;
+# scaling keeps "--quality 18" visually lossless in both. cpu-used 4 + row-mt is libvpx's
+# recommended speed for file encoding.
+VP9_OPTIONS = {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+
+# Container tags copied only with --keep-metadata; location ones only with --keep-gps too.
+_KEEP_TAGS = ("creation_time", "make", "model", "com.apple.quicktime.make",
+              "com.apple.quicktime.model", "com.apple.quicktime.creationdate")
+_GPS_TAGS = ("location", "location-eng", "com.apple.quicktime.location.ISO6709")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline needs to know about the input's video stream."""
+
+    width: int  # upright width, after rotation
+    height: int
+    rotation: int  # degrees counterclockwise applied to the stored pixels (0, 90, 180, 270)
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate, for the encoder's rate control and progress
+    frames: int | None  # frame count from the container, when it states one
+    codec: str
+    pix_fmt: str
+    audio_streams: int
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame: upright RGB pixels and its exact presentation time."""
+
+    index: int
+    pts: int
+    time_base: Fraction
+    pixels: np.ndarray  # (H, W, 3) uint8, upright
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+def _ffmpeg_message(exc: BaseException) -> str:
+    if isinstance(exc, av.error.FFmpegError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _rotation(degrees: float) -> int:
+    """Display-matrix angle (counterclockwise) rounded to a quarter turn in 0..270."""
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+class VideoReader:
+    """Demuxes and decodes one file's first video stream; audio packets go to a callback."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._container = av.open(str(path), metadata_errors="ignore")
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise InputError(f"cannot open as video: {_ffmpeg_message(exc)}", path) from None
+        try:
+            self._setup()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _setup(self) -> None:
+        container = self._container
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise InputError(f"has no video stream (found: {', '.join(kinds)})", self.path)
+        stream = container.streams.video[0]
+        if stream.codec_context is None or stream.codec_context.width <= 0:
+            raise InputError("the video stream has no decodable picture (unknown codec or size)",
+                             self.path)
+        rotation = self._probe_rotation(stream)  # reopens the container
+        stream = self.video_stream
+        container = self._container
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            w, h = h, w
+        rate = stream.average_rate or stream.guessed_rate
+        frames = stream.frames or None
+        if frames is None and stream.duration and rate:
+            frames = int(round(float(stream.duration * stream.time_base * rate)))
+        elif frames is None and container.duration and rate:
+            frames = int(round(container.duration / av.time_base * float(rate)))
+        self.info = VideoInfo(
+            width=w, height=h, rotation=rotation, time_base=stream.time_base or Fraction(1, 90000),
+            rate=Fraction(rate) if rate else None, frames=frames or None,
+            codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt or "unknown",
+            audio_streams=len(self.audio_streams),
+        )
+        self._declared_frames = stream.frames or 0
+
+    def _probe_rotation(self, stream: Any) -> int:
+        """Read the display matrix by decoding the first frame (FFmpeg attaches it per frame)."""
+        try:
+            for frame in self._container.decode(stream):
+                rotation = _rotation(frame.rotation)
+                break
+            else:
+                raise InputError("the video stream holds no frames", self.path)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot decode the video: {_ffmpeg_message(exc)}", self.path) from None
+        # Start again from the beginning for the real pass.
+        self._container.close()
+        self._container = av.open(str(self.path), metadata_errors="ignore")
+        self.video_stream = self._container.streams.video[0]
+        self.audio_streams = list(self._container.streams.audio)
+        return rotation
+
+    @property
+    def container_metadata(self) -> dict[str, str]:
+        return dict(self._container.metadata)
+
+    def frames(self, on_audio: Callable[[Any], None] | None = None) -> Iterator[Frame]:
+        """Yield every frame in presentation order; raise RedactionError on any decode error.
+
+        FFmpeg's H.264 decoder conceals damaged macroblocks and carries on; veil instead fails
+        the file, because a concealed frame may show a face the detector never saw whole.
+        """
+        stream = self.video_stream
+        stream.thread_type = "AUTO"
+        streams = [stream] + (self.audio_streams if on_audio else [])
+        index = 0
+        last_pts: int | None = None
+        step = _pts_step(self.info)
+        try:
+            for packet in self._container.demux(streams):
+                if packet.stream.type == "audio":
+                    if packet.size and on_audio is not None:
+                        on_audio(packet)
+                    continue
+                if packet.is_corrupt:
+                    raise RedactionError(f"damaged video data near frame {index}", self.path)
+                for frame in stream.decode(packet):
+                    self._check(frame, index)
+                    pts = frame.pts
+                    if pts is None:
+                        pts = 0 if last_pts is None else last_pts + step
+                    elif last_pts is not None and pts <= last_pts:
+                        # Duplicate or backwards timestamps (broken muxers): keep order and count.
+                        pts = last_pts + 1
+                    last_pts = pts
+                    yield Frame(index, pts, self.info.time_base, self._upright(frame))
+                    index += 1
+        except av.error.FFmpegError as exc:
+            raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
+                                 self.path) from None
+        if index == 0:
+            raise InputError("the video stream holds no decodable frames", self.path)
+        if self._declared_frames and index < self._declared_frames:
+            raise RedactionError(f"only {index} of {self._declared_frames} frames could be decoded; "
+                                 "the file is truncated or damaged", self.path)
+
+    def _check(self, frame: Any, index: int) -> None:
+        if getattr(frame, "decode_error_flags", 0) or getattr(frame, "corrupt", False):
+            raise RedactionError(f"frame {index} is damaged (decoder had to conceal errors)", self.path)
+
+    def _upright(self, frame: Any) -> np.ndarray:
+        pixels = frame.to_ndarray(format="rgb24")
+        if self.info.rotation:
+            pixels = np.ascontiguousarray(np.rot90(pixels, k=self.info.rotation // 90))
+        return pixels
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pts_step(info: VideoInfo) -> int:
+    if info.rate:
+        return max(1, int(round(1 / (info.rate * info.time_base))))
+    return 1
+
+
+def output_format(target: Path) -> str:
+    fmt = _FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise RedactionError(f"cannot write video to a '{target.suffix}' file; use one of "
+                             + ", ".join(sorted(_FORMATS)), target)
+    return fmt
+
+
+class VideoWriter:
+    """Encodes upright RGB frames with their original timestamps; copies audio packets as is."""
+
+    def __init__(self, path: Path, target: Path, info: VideoInfo, audio_streams: list[Any],
+                 config: Config, source_metadata: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.target = target
+        fmt = output_format(target)
+        options: dict[str, str] = {"fflags": "+bitexact"}  # no "encoder: Lavf..." tag either
+        if fmt in ("mp4", "mov"):
+            # faststart moves the index to the front for playback while downloading.
+            options["movflags"] = "+faststart"
+            if config.keep_metadata:
+                options["movflags"] += "+use_metadata_tags"
+        try:
+            self._container = av.open(str(path), "w", format=fmt, options=options)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise RedactionError(f"cannot create the output: {_ffmpeg_message(exc)}", target) from None
+        try:
+            self._video = self._add_video(fmt, info, config)
+            self._audio = {}
+            for stream in audio_streams:
+                out = self._container.add_stream_from_template(stream)
+                out.metadata.clear()
+                self._audio[stream.index] = out
+            self._container.metadata.clear()
+            if config.keep_metadata and source_metadata:
+                allowed = _KEEP_TAGS + (_GPS_TAGS if config.keep_gps else ())
+                for key, value in source_metadata.items():
+                    if key in allowed:
+                        self._container.metadata[key] = value
+        except BaseException:
+            self._container.close()
+            raise
+        self._started = False
+
+    def _add_video(self, fmt: str, info: VideoInfo, config: Config) -> Any:
+        rate = info.rate or Fraction(30)
+        if fmt == "webm":
+            options = dict(VP9_OPTIONS, crf=str(min(63, round(config.quality * 63 / 51))))
+            stream = self._container.add_stream("libvpx-vp9", rate=rate, options=options)
+        else:
+            stream = self._container.add_stream(
+                "libx264", rate=rate, options={"crf": str(config.quality), "preset": X264_PRESET})
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+        # The input's time base on both the codec and the stream: pts pass through unrounded.
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        stream.thread_count = 0
+        stream.metadata.clear()
+        return stream
+
+    def write(self, pixels: np.ndarray, pts: int, time_base: Fraction) -> None:
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts = pts
+        frame.time_base = time_base
+        self._mux(self._video.encode(frame))
+
+    def write_audio(self, packet: Any) -> None:
+        out = self._audio.get(packet.stream.index)
+        if out is None:
+            return
+        packet.stream = out
+        self._mux([packet])
+
+    def _mux(self, packets: list[Any]) -> None:
+        try:
+            self._container.mux(packets)
+        except (av.error.FFmpegError, ValueError) as exc:
+            message = _ffmpeg_message(exc)
+            if not self._started and self._audio:
+                message += " (the audio may not fit this container; try --drop-audio)"
+            raise RedactionError(f"encoding failed: {message}", self.target) from None
+        self._started = True
+
+    def finish(self) -> None:
+        """Flush the encoder and finalise the container (index, trailer)."""
+        try:
+            self._mux(self._video.encode(None))
+            self._container.close()
+        except av.error.FFmpegError as exc:
+            raise RedactionError(f"could not finalise the output: {_ffmpeg_message(exc)}",
+                                 self.target) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._container.close()

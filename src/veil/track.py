@@ -1,0 +1,230 @@
+"""Links detections over time and adds masks between and around them; never removes or shrinks one.
+
+The tracker is streaming with a fixed look-ahead: a frame is released only once every later
+frame that could change its masks has been seen (`lookahead` frames). Per frame it returns the
+detector's own boxes unchanged, followed by the boxes it adds:
+
+- interpolated: a track missing for at most `gap_frames` frames between two detections gets a
+  linearly interpolated box in each missing frame;
+- extrapolated: `pad_frames` frames before a track's first and after its last detection get its
+  box moved with the track's constant velocity, so a face entering or leaving the picture, or
+  found only from its second frame on, is covered.
+
+Added boxes carry a `grow` fraction (extra margin) that rises with the distance in frames from the
+nearest detection, because the box is less certain the further it is carried.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._types import Detections, RegionSource
+from .detect.nms import iou_matrix
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How detections are linked and how far a track's mask is carried."""
+
+    gap_frames: int = 15  # longest run of frames without a detection bridged by interpolation
+    pad_frames: int = 3  # frames masked before a track's first and after its last detection
+    min_iou: float = 0.2  # a detection joins a track if it overlaps the prediction this much ...
+    max_centre_distance: float = 0.7  # ... or its centre is this close (in predicted-box sizes)
+    max_size_ratio: float = 2.0  # and its size is within this factor of the prediction
+    # Extra margin for carried boxes: per frame away from a detection, and at most.
+    grow_extrapolated: float = 0.06
+    grow_interpolated: float = 0.03
+    max_grow: float = 0.5
+    max_speed: float = 0.3  # per-frame velocity is clamped to this fraction of the box size
+
+    def __post_init__(self) -> None:
+        if self.gap_frames < 0 or self.pad_frames < 0:
+            raise ValueError("gap_frames and pad_frames must not be negative")
+
+    @property
+    def lookahead(self) -> int:
+        """Frames the tracker must see beyond a frame before that frame's masks are final."""
+        return max(self.gap_frames + 1, self.pad_frames)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedFrame:
+    """One frame's regions: the detections (unchanged) first, then the tracker's additions."""
+
+    index: int
+    detections: Detections  # sources say DETECTED or TRACKED; every row has a track id
+    grow: np.ndarray  # (N,) extra margin fraction per row; 0 for detections
+    detector_ran: bool
+
+    @property
+    def tracked_rows(self) -> int:
+        return int(np.count_nonzero(self.detections.sources == int(RegionSource.TRACKED)))
+
+
+@dataclass
+class _Observation:
+    frame: int
+    box: np.ndarray  # xyxy float64
+    velocity: np.ndarray  # per-frame change of the box since the previous observation
+
+
+@dataclass
+class _Track:
+    track_id: int
+    observations: list[_Observation] = field(default_factory=list)
+
+    @property
+    def last(self) -> _Observation:
+        return self.observations[-1]
+
+
+def _clamp_velocity(velocity: np.ndarray, box: np.ndarray, max_speed: float) -> np.ndarray:
+    size = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    return np.clip(velocity, -max_speed * size, max_speed * size)
+
+
+class Tracker:
+    """Feed frames in order with `push`; collect released frames; call `flush` at the end."""
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._pending: deque[tuple[int, Detections, bool]] = deque()
+        self._last_index = -1
+
+    def push(self, index: int, detections: Detections | None) -> list[TrackedFrame]:
+        """Add frame `index` (None: the detector did not run on it); return frames now final."""
+        if index != self._last_index + 1:
+            raise ValueError(f"frames must be pushed in order: expected {self._last_index + 1}, got {index}")
+        self._last_index = index
+        ran = detections is not None
+        linked = self._associate(index, detections) if detections is not None else Detections.empty()
+        self._pending.append((index, linked, ran))
+        released = []
+        while self._pending and self._pending[0][0] + self.settings.lookahead <= index:
+            released.append(self._release())
+        return released
+
+    def flush(self) -> list[TrackedFrame]:
+        """Release every frame still held back (end of the video)."""
+        return [self._release() for _ in range(len(self._pending))]
+
+    # -- linking -------------------------------------------------------------------------------
+
+    def _associate(self, index: int, detections: Detections) -> Detections:
+        s = self.settings
+        n = len(detections)
+        ids = np.full(n, -1, np.int64)
+        candidates = [t for t in self._tracks
+                      if t.last.frame < index and index - t.last.frame <= s.gap_frames + 1]
+        if n and candidates:
+            predicted = np.stack([t.last.box + t.last.velocity * (index - t.last.frame)
+                                  for t in candidates]).astype(np.float32)
+            boxes = detections.boxes
+            iou = iou_matrix(predicted, boxes)
+            pc = (predicted[:, :2] + predicted[:, 2:]) / 2
+            dc = (boxes[:, :2] + boxes[:, 2:]) / 2
+            p_size = np.sqrt(np.maximum(
+                (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]), 1.0))
+            d_size = np.sqrt(np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0))
+            distance = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / p_size[:, None]
+            ratio = d_size[None, :] / p_size[:, None]
+            allowed = ((iou >= s.min_iou) | (distance <= s.max_centre_distance)) & \
+                (ratio <= s.max_size_ratio) & (ratio >= 1 / s.max_size_ratio)
+            affinity = np.where(allowed, iou - 0.5 * distance, -np.inf)
+            # Greedy one-to-one matching, best affinity first.
+            order = np.dstack(np.unravel_index(np.argsort(-affinity, axis=None), affinity.shape))[0]
+            used_tracks: set[int] = set()
+            for ti, di in order:
+                if not np.isfinite(affinity[ti, di]):
+                    break
+                if ti in used_tracks or ids[di] >= 0:
+                    continue
+                used_tracks.add(int(ti))
+                track = candidates[ti]
+                ids[di] = track.track_id
+                self._observe(track, index, boxes[di])
+        for di in np.flatnonzero(ids < 0):
+            track = _Track(self._next_id)
+            self._next_id += 1
+            self._tracks.append(track)
+            ids[di] = track.track_id
+            self._observe(track, index, detections.boxes[di])
+        return Detections(detections.boxes, detections.scores, detections.landmarks, ids,
+                          np.full(n, int(RegionSource.DETECTED), np.int8))
+
+    def _observe(self, track: _Track, index: int, box: np.ndarray) -> None:
+        box = np.asarray(box, np.float64)
+        velocity = np.zeros(4)
+        if track.observations:
+            prev = track.last
+            velocity = _clamp_velocity((box - prev.box) / (index - prev.frame), box,
+                                       self.settings.max_speed)
+        track.observations.append(_Observation(index, box, velocity))
+
+    # -- releasing -----------------------------------------------------------------------------
+
+    def _release(self) -> TrackedFrame:
+        index, detected, ran = self._pending.popleft()
+        boxes, ids, grow = [], [], []
+        present = set(detected.track_ids.tolist())
+        for track in self._tracks:
+            if track.track_id in present:
+                continue
+            carried = self._carry(track, index)
+            if carried is not None:
+                boxes.append(carried[0])
+                grow.append(carried[1])
+                ids.append(track.track_id)
+        self._forget(index)
+        n = len(boxes)
+        added = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.zeros(n, np.float32),
+                           track_ids=np.asarray(ids, np.int64),
+                           sources=np.full(n, int(RegionSource.TRACKED), np.int8))
+        all_rows = Detections.concat([detected, added])
+        grow_all = np.concatenate([np.zeros(len(detected)), np.asarray(grow, np.float64)])
+        return TrackedFrame(index, all_rows, grow_all.astype(np.float32), ran)
+
+    def _carry(self, track: _Track, index: int) -> tuple[np.ndarray, float] | None:
+        """The box a track adds in frame `index` (where it has no detection), with its growth."""
+        s = self.settings
+        prev = nxt = None
+        after = None  # the observation following `nxt`, for the backward velocity
+        for k, obs in enumerate(track.observations):
+            if obs.frame < index:
+                prev = obs
+            elif obs.frame > index:
+                nxt = obs
+                after = track.observations[k + 1] if k + 1 < len(track.observations) else None
+                break
+        if prev is not None and nxt is not None and nxt.frame - prev.frame - 1 <= s.gap_frames:
+            alpha = (index - prev.frame) / (nxt.frame - prev.frame)
+            box = prev.box + (nxt.box - prev.box) * alpha
+            distance = min(index - prev.frame, nxt.frame - index)
+            return box, min(s.max_grow, s.grow_interpolated * distance)
+        if prev is not None and index - prev.frame <= s.pad_frames:
+            distance = index - prev.frame
+            return prev.box + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+        if nxt is not None and nxt.frame - index <= s.pad_frames:
+            distance = nxt.frame - index
+            velocity = after.velocity if after is not None else np.zeros(4)
+            return nxt.box - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+        return None
+
+    def _forget(self, released: int) -> None:
+        """Drop observations and tracks that can no longer affect frames after `released`."""
+        s = self.settings
+        keep = []
+        for track in self._tracks:
+            obs = track.observations
+            # Keep the last observation at or before `released` (the `prev` of the next frame).
+            while len(obs) > 1 and obs[1].frame <= released:
+                obs.pop(0)
+            last = obs[-1].frame
+            if last >= released + 1 - max(s.gap_frames + 1, s.pad_frames) or last > self._last_index - (s.gap_frames + 1):
+                keep.append(track)
+        self._tracks = keep

@@ -1,0 +1,387 @@
+"""Runs decode -> detect -> track -> plan -> redact -> encode for one video, threaded, failing closed.
+
+Three threads hand frames on through bounded queues, so memory stays constant however long the
+file is: a decoder thread (demux, decode, convert to upright RGB), the calling thread (detect,
+track, plan, mask) and an encoder thread (encode, mux, copy audio packets). The tracker holds a
+fixed look-ahead of frames back (see `track.Tracker.lookahead`) because a mask must start a few
+frames before a face is first detected and bridge gaps between detections.
+
+The detector runs on every `detect_every`-th frame and on the last frame; the tracker interpolates
+masks in between. Its padding is at least `detect_every` frames, so a face first detected on one
+detector frame is covered since the previous one.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._atomic import atomic_output
+from ._errors import RedactionError, VeilError
+from ._types import (
+    Config,
+    DetectPreset,
+    Detections,
+    FaceRecord,
+    FileReport,
+    FrameScan,
+    MaskPlan,
+    RegionSource,
+)
+from .detect.base import Detector
+from .detect.faces import DetectorSettings, FaceDetector, preset_settings
+from .media.video import Frame, VideoReader, VideoWriter
+from .plan import clip_regions, expand_boxes
+from .redact import apply_masks
+from .track import TrackedFrame, Tracker, TrackerSettings
+
+ProgressCallback = Callable[[int, "int | None"], None]
+
+# Frames queued between threads: enough to smooth out a slow detector frame, small enough that a
+# 4K stream holds well under a gigabyte.
+QUEUE_FRAMES = 8
+
+
+class PlanHook(Protocol):
+    """The review app's plan file: edited regions per frame (see `veil redact --plan`)."""
+
+    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan: ...
+
+
+@dataclass(frozen=True)
+class VideoDetectSettings:
+    """How the detector is run over a video: its passes and how often."""
+
+    detector: DetectorSettings
+    detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
+
+
+def video_detect_settings(config: Config) -> VideoDetectSettings:
+    """The video settings of a preset (measured in benchmarks/bench_video.py)."""
+    settings = preset_settings(config.detect, config.threshold)
+    every = {DetectPreset.FAST: 3, DetectPreset.BALANCED: 2, DetectPreset.THOROUGH: 1}[config.detect]
+    return VideoDetectSettings(settings, every)
+
+
+@lru_cache(maxsize=4)
+def _video_detector(settings: DetectorSettings, threads: int) -> FaceDetector:
+    return FaceDetector(settings, threads)
+
+
+def tracker_settings(config: Config, rate: float | None, detect_every: int) -> TrackerSettings:
+    """Frame counts from the config's seconds; gaps and padding always span a detector stride."""
+    fps = rate if rate and rate > 0 else 30.0
+    gap = max(int(round(config.track_gap_s * fps)), 2 * detect_every - 1)
+    pad = max(config.track_pad_frames, detect_every)
+    return TrackerSettings(gap_frames=gap, pad_frames=pad)
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedFrame:
+    """A frame ready to be masked: its final regions and the records `veil scan` prints."""
+
+    frame: Frame
+    plan: MaskPlan
+    faces: tuple[FaceRecord, ...]
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+class _Producer:
+    """Runs an iterator in a thread and hands its items over through a bounded queue."""
+
+    def __init__(self, source: Callable[[], Iterable[Any]], name: str, maxsize: int = QUEUE_FRAMES) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, source: Callable[[], Iterable[Any]]) -> None:
+        try:
+            for item in source():
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            self._put(_Failure(exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class _Consumer:
+    """Runs `sink` on each item in a thread; errors surface on the next `put` or at `finish`."""
+
+    def __init__(self, sink: Callable[[Any], None], name: str, maxsize: int = QUEUE_FRAMES) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            try:
+                self._sink(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                self._error = exc
+                return
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise RedactionError("the encoder stopped unexpectedly")
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+# -- detect, track, plan ---------------------------------------------------------------------------
+
+def _plan_rows(tracked: TrackedFrame, width: int, height: int, config: Config) -> tuple[MaskPlan, Detections]:
+    """Mask regions for the tracked rows, and the rows kept (regions wholly outside are dropped)."""
+    rows = tracked.detections
+    if len(rows) == 0:
+        return MaskPlan.empty(config.shape), rows
+    regions = expand_boxes(rows.boxes, config, tracked.grow)
+    boxes = clip_regions(regions, width, height, config.min_mask_px)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return MaskPlan(boxes[keep], config.shape, rows.track_ids[keep], rows.sources[keep]), rows[keep]
+
+
+def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[FaceRecord, ...]:
+    """One record per final region. Tracker-added regions have score 0 (no detection there)."""
+    by_region: dict[tuple[int, ...], FaceRecord] = {}
+    records = []
+    for i in range(len(computed)):
+        x1, y1, x2, y2 = (float(v) for v in rows.boxes[i])
+        source = RegionSource(int(rows.sources[i]))
+        score = float(rows.scores[i]) if source is RegionSource.DETECTED else 0.0
+        record = FaceRecord((x1, y1, x2 - x1, y2 - y1), score, tuple(computed.xywh()[i]),  # type: ignore[arg-type]
+                            int(rows.track_ids[i]), source)
+        records.append(record)
+        by_region.setdefault((*computed.boxes[i].tolist(), int(computed.track_ids[i])), record)
+    if final is computed:
+        return tuple(records)
+    out = []
+    for i, (mx, my, mw, mh) in enumerate(final.xywh()):
+        key = (*final.boxes[i].tolist(), int(final.track_ids[i]))
+        found = by_region.get(key)
+        out.append(found or FaceRecord((float(mx), float(my), float(mw), float(mh)), 0.0,
+                                       (mx, my, mw, mh), int(final.track_ids[i]),
+                                       RegionSource(int(final.sources[i]))))
+    return tuple(out)
+
+
+def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
+                   detect: VideoDetectSettings, rate: float | None,
+                   plan: PlanHook | None = None) -> Iterator[PlannedFrame]:
+    """Detect on every k-th frame and the last, track, plan; yield frames in order with their masks.
+
+    Holds back at most the tracker's look-ahead plus one frame.
+    """
+    tracker = Tracker(tracker_settings(config, rate, detect.detect_every))
+    held: collections.deque[Frame] = collections.deque()
+    waiting: Frame | None = None  # pushed one frame late, so the last frame is known to be last
+
+    def push(frame: Frame, last: bool) -> Iterator[PlannedFrame]:
+        run = last or frame.index % detect.detect_every == 0
+        found = detector(frame.pixels) if run else None
+        held.append(frame)
+        for tracked in tracker.push(frame.index, found):
+            yield _finish(held.popleft(), tracked)
+
+    def _finish(frame: Frame, tracked: TrackedFrame) -> PlannedFrame:
+        assert frame.index == tracked.index
+        height, width = frame.pixels.shape[:2]
+        computed, rows = _plan_rows(tracked, width, height, config)
+        final = plan.regions_for(frame.index, computed, width, height) if plan is not None else computed
+        return PlannedFrame(frame, final, _records(rows, computed, final))
+
+    for frame in frames:
+        if waiting is not None:
+            yield from push(waiting, last=False)
+        waiting = frame
+    if waiting is not None:
+        yield from push(waiting, last=True)
+    for tracked in tracker.flush():
+        yield _finish(held.popleft(), tracked)
+
+
+def _detector(config: Config, detector: Detector | None,
+              settings: VideoDetectSettings | None = None) -> tuple[Detector, VideoDetectSettings]:
+    settings = settings or video_detect_settings(config)
+    if detector is None:
+        detector = _video_detector(settings.detector, config.threads)
+    return detector, settings
+
+
+# -- public entry points ---------------------------------------------------------------------------
+
+def scan_video_file(path: Path, config: Config = Config(), detector: Detector | None = None,
+                    plan: PlanHook | None = None) -> Iterator[FrameScan]:
+    """Yield one FrameScan per frame (with its time and each face's track); writes nothing."""
+    path = Path(path)
+    detector, settings = _detector(config, detector)
+    with VideoReader(path) as reader:
+        decoder = _Producer(reader.frames, "veil-decode")
+        try:
+            for planned in planned_frames(decoder, detector, config, settings,
+                                          float(reader.info.rate) if reader.info.rate else None, plan):
+                f = planned.frame
+                yield FrameScan(path, f.index, reader.info.width, reader.info.height, planned.faces, f.time)
+        finally:
+            decoder.close()
+
+
+@dataclass
+class _Tally:
+    """Per-file counts for the report."""
+
+    frames: int = 0
+    faces_per_frame: list[int] | None = None
+    tracked_frames: int = 0
+    lowest: float | None = None
+    tracks: set[int] | None = None
+    untracked: int = 0
+
+    def add(self, planned: PlannedFrame) -> None:
+        if self.faces_per_frame is None:
+            self.faces_per_frame, self.tracks = [], set()
+        assert self.tracks is not None
+        self.frames += 1
+        self.faces_per_frame.append(len(planned.plan))
+        if np.any(planned.plan.sources == int(RegionSource.TRACKED)):
+            self.tracked_frames += 1
+        for face in planned.faces:
+            if face.source is RegionSource.DETECTED and (self.lowest is None or face.score < self.lowest):
+                self.lowest = face.score
+        for track in planned.plan.track_ids.tolist():
+            if track >= 0:
+                self.tracks.add(track)
+            else:
+                self.untracked += 1
+
+
+def redact_video_file(path: Path, target: Path, config: Config, *, overwrite: bool = False,
+                      detector: Detector | None = None, progress: ProgressCallback | None = None,
+                      plan: object | None = None,
+                      detect_settings: VideoDetectSettings | None = None) -> FileReport:
+    """Redact one video to `target` through a temporary file renamed only when complete.
+
+    Any decode, detect or encode error raises (RedactionError/InputError) and leaves nothing at
+    `target`. Audio streams are copied packet for packet unless `config.drop_audio`.
+    `detect_settings` overrides the preset's video settings (benchmarks compare them).
+    """
+    started = time.perf_counter()
+    path, target = Path(path), Path(target)
+    detector, settings = _detector(config, detector, detect_settings)
+    tally = _Tally()
+    with VideoReader(path) as reader:
+        info = reader.info
+        audio: collections.deque[Any] = collections.deque()
+        on_audio = None if config.drop_audio else audio.append
+        try:
+            with atomic_output(target, overwrite) as tmp:
+                writer = VideoWriter(tmp, target, info, [] if config.drop_audio else reader.audio_streams,
+                                     config, reader.container_metadata)
+                decoder = _Producer(lambda: reader.frames(on_audio), "veil-decode")
+
+                def encode(item: PlannedFrame) -> None:
+                    while audio:
+                        writer.write_audio(audio.popleft())
+                    masked = apply_masks(item.frame.pixels, item.plan, config.mask)
+                    writer.write(masked, item.frame.pts, item.frame.time_base)
+
+                encoder = _Consumer(encode, "veil-encode")
+                try:
+                    for planned in planned_frames(decoder, detector, config, settings,
+                                                  float(info.rate) if info.rate else None,
+                                                  plan):  # type: ignore[arg-type]
+                        encoder.put(planned)
+                        tally.add(planned)
+                        if progress is not None:
+                            progress(tally.frames, max(info.frames or 0, tally.frames) or None)
+                    encoder.finish()
+                    while audio:
+                        writer.write_audio(audio.popleft())
+                    writer.finish()
+                finally:
+                    decoder.close()
+                    encoder.close()
+                    writer.close()
+        except VeilError as exc:
+            if exc.path is None:
+                raise type(exc)(exc.message, path) from None
+            raise
+        except OSError as exc:
+            raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
+    if progress is not None:
+        progress(tally.frames, tally.frames)
+    return FileReport(
+        path=path, output=target, ok=True, kind="video", frames=tally.frames,
+        faces=len(tally.tracks or ()) + tally.untracked,
+        faces_per_frame=tuple(tally.faces_per_frame or ()), tracked_frames=tally.tracked_frames,
+        lowest_score=tally.lowest, seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = ["redact_video_file", "scan_video_file", "planned_frames", "video_detect_settings",
+           "tracker_settings", "VideoDetectSettings", "PlannedFrame"]
