@@ -61,5 +61,8 @@ def make_clips_module(wider_dir: Path):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["make_clips"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
