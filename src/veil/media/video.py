@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +23,7 @@ from typing import Any
 
 import av
 import av.error
+import av.logging
 import numpy as np
 
 from .._errors import InputError, RedactionError
@@ -74,10 +76,73 @@ class Frame:
         return float(self.pts * self.time_base)
 
 
+class _DecoderErrors(logging.Handler):
+    """Collects FFmpeg's error messages for the decoders being watched.
+
+    FFmpeg's H.264 decoder conceals a damaged frame and only logs an error (even with
+    err_detect=explode), so logs are the one place the damage shows. Frame-threaded decoders log
+    from their own threads, so messages are matched by decoder name, not by thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self._lock = threading.Lock()
+        self._watching: dict[int, tuple[str, list[str]]] = {}
+
+    def watch(self, key: int, codec: str, sink: list[str]) -> None:
+        with self._lock:
+            self._watching[key] = ("libav." + codec, sink)
+
+    def unwatch(self, key: int) -> None:
+        with self._lock:
+            self._watching.pop(key, None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            for name, sink in self._watching.values():
+                if record.name == name:
+                    sink.append(record.getMessage().strip())
+
+
+_decoder_errors = _DecoderErrors()
+_errors_installed = False
+_errors_lock = threading.Lock()
+
+
+def _install_error_watch() -> None:
+    """Route FFmpeg errors (not warnings) to Python logging once, with our collector attached."""
+    global _errors_installed
+    with _errors_lock:
+        if _errors_installed:
+            return
+        level = av.logging.get_level()
+        if level is None or level < av.logging.ERROR:
+            av.logging.set_level(av.logging.ERROR)
+        logging.getLogger("libav").addHandler(_decoder_errors)
+        _errors_installed = True
+
+
 def _ffmpeg_message(exc: BaseException) -> str:
     if isinstance(exc, av.error.FFmpegError):
         return exc.strerror or str(exc)
     return str(exc)
+
+
+def _missing_moov(path: Path) -> bool:
+    """An MP4/MOV whose header is there but whose index never got written (a cut-off recording)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(12)[4:8] != b"ftyp":
+                return False
+            f.seek(0)
+            tail = b""
+            while chunk := f.read(1 << 20):
+                if b"moov" in tail + chunk:
+                    return False
+                tail = chunk[-3:]
+    except OSError:
+        return False
+    return True
 
 
 def _rotation(degrees: float) -> int:
@@ -93,7 +158,9 @@ class VideoReader:
         try:
             self._container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"cannot open as video: {_ffmpeg_message(exc)}", path) from None
+            hint = " (the file looks truncated: its index, the 'moov' atom, is missing)" \
+                if _missing_moov(path) else ""
+            raise InputError(f"cannot open as video: {_ffmpeg_message(exc)}{hint}", path) from None
         try:
             self._setup()
         except BaseException:
@@ -162,6 +229,9 @@ class VideoReader:
         index = 0
         last_pts: int | None = None
         step = _pts_step(self.info)
+        damage: list[str] = []
+        _install_error_watch()
+        _decoder_errors.watch(id(self), self.info.codec, damage)
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
@@ -171,7 +241,7 @@ class VideoReader:
                 if packet.is_corrupt:
                     raise RedactionError(f"damaged video data near frame {index}", self.path)
                 for frame in stream.decode(packet):
-                    self._check(frame, index)
+                    self._check(frame, index, damage)
                     pts = frame.pts
                     if pts is None:
                         pts = 0 if last_pts is None else last_pts + step
@@ -184,15 +254,20 @@ class VideoReader:
         except av.error.FFmpegError as exc:
             raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
                                  self.path) from None
+        finally:
+            _decoder_errors.unwatch(id(self))
+        self._check(None, index, damage)
         if index == 0:
             raise InputError("the video stream holds no decodable frames", self.path)
         if self._declared_frames and index < self._declared_frames:
             raise RedactionError(f"only {index} of {self._declared_frames} frames could be decoded; "
                                  "the file is truncated or damaged", self.path)
 
-    def _check(self, frame: Any, index: int) -> None:
-        if getattr(frame, "decode_error_flags", 0) or getattr(frame, "corrupt", False):
-            raise RedactionError(f"frame {index} is damaged (decoder had to conceal errors)", self.path)
+    def _check(self, frame: Any, index: int, damage: list[str]) -> None:
+        if damage or (frame is not None and frame.is_corrupt):
+            detail = f": {damage[0]}" if damage else ""
+            raise RedactionError(f"damaged video data near frame {index} (the decoder could only "
+                                 f"conceal it){detail}", self.path)
 
     def _upright(self, frame: Any) -> np.ndarray:
         pixels = frame.to_ndarray(format="rgb24")

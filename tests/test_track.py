@@ -1,0 +1,108 @@
+"""The tracker only ever adds boxes: interpolation across gaps, padding at both ends, growth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veil._types import Detections, RegionSource
+from veil.track import TrackedFrame, Tracker, TrackerSettings
+
+
+def _dets(*boxes: tuple[float, float, float, float], score: float = 0.9) -> Detections:
+    return Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), score, np.float32))
+
+
+def _run(frames: list[Detections | None], settings: TrackerSettings) -> list[TrackedFrame]:
+    tracker = Tracker(settings)
+    out: list[TrackedFrame] = []
+    for i, dets in enumerate(frames):
+        out.extend(tracker.push(i, dets))
+    out.extend(tracker.flush())
+    assert [f.index for f in out] == list(range(len(frames)))
+    return out
+
+
+def _tracked(frame: TrackedFrame) -> np.ndarray:
+    return frame.detections.boxes[frame.detections.sources == int(RegionSource.TRACKED)]
+
+
+def test_detections_pass_through_unchanged_and_first() -> None:
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(30):
+        n = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 500, (n, 2))
+        wh = rng.uniform(10, 80, (n, 2))
+        frames.append(Detections(np.hstack([xy, xy + wh]).astype(np.float32), rng.uniform(0.2, 1, n)))
+    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=2))
+    for given, got in zip(frames, out):
+        n = len(given)
+        np.testing.assert_array_equal(got.detections.boxes[:n], given.boxes)
+        np.testing.assert_array_equal(got.detections.scores[:n], given.scores)
+        assert np.all(got.detections.sources[:n] == int(RegionSource.DETECTED))
+        assert np.all(got.grow[:n] == 0)
+        assert np.all(got.detections.track_ids >= 0)
+
+
+def test_gap_is_interpolated_with_growth() -> None:
+    a, b = (100, 100, 140, 150), (140, 100, 180, 150)
+    frames: list[Detections | None] = [_dets(a), None, None, None, _dets(b)]
+    out = _run(frames, TrackerSettings(gap_frames=3, pad_frames=0))
+    for i in (1, 2, 3):
+        boxes = _tracked(out[i])
+        assert len(boxes) == 1
+        np.testing.assert_allclose(boxes[0], [100 + 10 * i, 100, 140 + 10 * i, 150])
+        assert out[i].grow[0] > 0
+    # The same track id throughout.
+    ids = {int(f.detections.track_ids[0]) for f in out}
+    assert len(ids) == 1
+    assert out[2].grow[0] >= out[1].grow[0]
+
+
+def test_gap_longer_than_allowed_is_not_bridged() -> None:
+    a = (100, 100, 140, 150)
+    frames: list[Detections | None] = [_dets(a)] + [None] * 6 + [_dets(a)]
+    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=1))
+    covered = [len(_tracked(f)) for f in out]
+    assert covered == [0, 1, 0, 0, 0, 0, 1, 0]
+
+
+def test_padding_before_first_and_after_last_detection_follows_velocity() -> None:
+    frames: list[Detections | None] = [_dets(), _dets(), _dets(), _dets((200, 100, 240, 150)),
+                                       _dets((210, 100, 250, 150)), _dets(), _dets(), _dets()]
+    out = _run(frames, TrackerSettings(gap_frames=0, pad_frames=2))
+    assert len(_tracked(out[0])) == 0
+    np.testing.assert_allclose(_tracked(out[1])[0], [180, 100, 220, 150])  # two frames back at 10 px/frame
+    np.testing.assert_allclose(_tracked(out[2])[0], [190, 100, 230, 150])
+    np.testing.assert_allclose(_tracked(out[5])[0], [220, 100, 260, 150])
+    np.testing.assert_allclose(_tracked(out[6])[0], [230, 100, 270, 150])
+    assert len(_tracked(out[7])) == 0
+    assert out[6].grow[-1] > out[5].grow[-1] > 0
+
+
+def test_two_faces_keep_their_own_tracks() -> None:
+    frames = [_dets((10 + 5 * i, 10, 50 + 5 * i, 60), (300 - 5 * i, 10, 340 - 5 * i, 60)) for i in range(10)]
+    out = _run(frames, TrackerSettings(gap_frames=2, pad_frames=1))
+    first = out[0].detections.track_ids[:2].tolist()
+    assert first[0] != first[1]
+    for f in out:
+        assert f.detections.track_ids[:2].tolist() == first
+        assert f.tracked_rows == 0
+
+
+def test_release_waits_for_the_lookahead() -> None:
+    settings = TrackerSettings(gap_frames=4, pad_frames=2)
+    tracker = Tracker(settings)
+    released = []
+    for i in range(settings.lookahead):
+        released += tracker.push(i, _dets())
+    assert released == []
+    assert [f.index for f in tracker.push(settings.lookahead, _dets())] == [0]
+
+
+def test_frames_must_come_in_order() -> None:
+    tracker = Tracker()
+    tracker.push(0, None)
+    with pytest.raises(ValueError):
+        tracker.push(2, None)

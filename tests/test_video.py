@@ -1,0 +1,384 @@
+"""Video I/O and the video pipeline on media generated here with PyAV (PyAV is also the oracle).
+
+Most tests use StaticDetector so they exercise decoding, tracking, masking, encoding, timing,
+audio, metadata and failure handling without the cost of the real detector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from veil import Config, InputError, MaskPlan, RedactionError, StaticDetector
+from veil._atomic import TEMP_MARK
+from veil._types import RegionSource
+from veil.video_pipeline import redact_video_file, scan_video_file
+
+ROOT = Path(__file__).resolve().parents[1]
+TAGS = {"creation_time": "2023-01-10T09:14:00.000000Z", "location": "+40.7128-074.0060/",
+        "make": "Apple", "model": "iPhone 13"}
+
+
+def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48),
+               time_base: Fraction = Fraction(1, 30000), pts: list[int] | None = None,
+               rate: Fraction = Fraction(30000, 1001), rotation: int = 0, pix_fmt: str = "yuv420p",
+               audio: bool = True, tags: dict[str, str] | None = None, fmt: str | None = None,
+               codec: str = "libx264", attachment: bool = False) -> Path:
+    """A small clip: a gradient with a white 8x8 marker at the stored top-left, and a sine tone."""
+    width, height = size
+    pts = pts if pts is not None else [round(i / rate / time_base) for i in range(frames)]
+    options = {"movflags": "use_metadata_tags"} if tags and path.suffix in (".mp4", ".mov") else {}
+    with av.open(str(path), "w", format=fmt, options=options) as c:
+        if tags:
+            c.metadata.update(tags)
+        v = c.add_stream(codec, rate=rate, options={"preset": "ultrafast"} if codec == "libx264" else {})
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        v.time_base = time_base
+        v.codec_context.time_base = time_base
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = c.add_stream("libopus" if path.suffix == ".webm" else "aac", rate=48000, layout="stereo")
+        if attachment:
+            c.add_attachment("font.ttf", "application/x-truetype-font", b"\0" * 64)
+        sample = 0
+        for i, p in enumerate(pts):
+            img = np.zeros((height, width, 3), np.uint8)
+            img[..., 0] = np.linspace(40, 200, width, dtype=np.uint8)[None, :]
+            img[..., 1] = (i * 9) % 200
+            img[:8, :8] = 255
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = p, time_base
+            c.mux(v.encode(f))
+            if a is not None:
+                until = round(float((p + 1001) * time_base) * 48000)
+                while sample < until:
+                    t = (sample + np.arange(960)) / 48000
+                    wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                    af = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+                    af.sample_rate, af.pts, af.time_base = 48000, sample, Fraction(1, 48000)
+                    c.mux(a.encode(af))
+                    sample += 960
+        c.mux(v.encode(None))
+        if a is not None:
+            c.mux(a.encode(None))
+    return path
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [Fraction(f.pts) * s.time_base for f in c.decode(s)]
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def all_tags(path: Path) -> dict[str, str]:
+    with av.open(str(path)) as c:
+        tags = dict(c.metadata)
+        for s in c.streams:
+            tags.update({f"{s.type}:{k}": v for k, v in s.metadata.items()})
+        return tags
+
+
+NO_FACES = StaticDetector([])
+
+
+# -- timing, frames, audio, metadata ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("ntsc.mp4", {}),
+    ("vfr.mp4", {"pts": [0, 1001, 3003, 4004, 8008, 9009, 10010, 15015, 16016, 17017]}),
+    ("pal.mov", {"time_base": Fraction(1, 25), "rate": Fraction(25)}),
+    ("clip.mkv", {"time_base": Fraction(1, 1000), "rate": Fraction(30000, 1001)}),
+])
+def test_frame_count_and_timestamps_are_kept(tmp_path: Path, name: str, kwargs: dict) -> None:
+    src = write_clip(tmp_path / name, **kwargs)
+    out = tmp_path / ("out" + src.suffix)
+    report = redact_video_file(src, out, Config(), detector=NO_FACES)
+    assert frame_times(out) == frame_times(src)
+    assert report.frames == len(frame_times(src))
+    assert len(report.faces_per_frame) == report.frames
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    with av.open(str(src)) as c:
+        expected_format = c.format.name
+    with av.open(str(out)) as c:
+        assert c.format.name == expected_format
+
+
+def test_ntsc_rate_stays_ntsc(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "ntsc.mp4", frames=30)
+    out = redact_video_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES).output
+    assert out is not None
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+
+
+def test_audio_is_copied_bit_identical_or_dropped(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "a.mp4", frames=20)
+    kept = tmp_path / "kept.mp4"
+    redact_video_file(src, kept, Config(), detector=NO_FACES)
+    source_packets = audio_packets(src)
+    assert len(source_packets) > 10
+    assert audio_packets(kept) == source_packets
+    dropped = tmp_path / "dropped.mp4"
+    redact_video_file(src, dropped, Config(drop_audio=True), detector=NO_FACES)
+    with av.open(str(dropped)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+def test_identifying_metadata_is_not_copied(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "tags.mp4", tags=TAGS)
+    assert {"make", "model", "location"} <= set(all_tags(src))  # the input really carries them
+    out = tmp_path / "out.mp4"
+    redact_video_file(src, out, Config(), detector=NO_FACES)
+    tags = all_tags(out)
+    for key in tags:
+        assert not any(word in key for word in ("creation_time", "location", "make", "model", "apple"))
+    assert "encoder" not in tags  # not even FFmpeg's own "Lavf..." tag
+    raw = out.read_bytes()
+    for value in ("Apple", "iPhone", "+40.7128", "2023-01-10"):
+        assert value.encode() not in raw
+
+
+def test_keep_metadata_keeps_date_and_camera_and_gps_only_when_asked(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "tags.mp4", tags=TAGS)
+    out = tmp_path / "keep.mp4"
+    redact_video_file(src, out, Config(keep_metadata=True), detector=NO_FACES)
+    tags = all_tags(out)
+    assert tags.get("make") == "Apple" and tags.get("model") == "iPhone 13"
+    assert tags.get("creation_time", "").startswith("2023-01-10")
+    assert not any("location" in k for k in tags)
+    assert b"+40.7128" not in out.read_bytes()
+    gps = tmp_path / "gps.mp4"
+    redact_video_file(src, gps, Config(keep_metadata=True, keep_gps=True), detector=NO_FACES)
+    assert any(v == TAGS["location"] for v in all_tags(gps).values())
+
+
+def test_attachments_and_other_streams_are_dropped(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "att.mkv", time_base=Fraction(1, 1000), attachment=True)
+    with av.open(str(src)) as c:
+        assert any(s.type == "attachment" for s in c.streams)
+    out = tmp_path / "out.mkv"
+    redact_video_file(src, out, Config(), detector=NO_FACES)
+    with av.open(str(out)) as c:
+        assert sorted(s.type for s in c.streams) == ["audio", "video"]
+
+
+def test_webm_becomes_vp9_with_audio_copied(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "clip.webm", frames=6, time_base=Fraction(1, 1000), codec="libvpx-vp9")
+    out = tmp_path / "out.webm"
+    redact_video_file(src, out, Config(), detector=NO_FACES)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+    assert frame_times(out) == frame_times(src)
+    assert audio_packets(out) == audio_packets(src)
+
+
+def test_ten_bit_input(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "hi.mp4", pix_fmt="yuv420p10le", audio=False)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    out = tmp_path / "out.mp4"
+    redact_video_file(src, out, Config(), detector=StaticDetector([(20, 10, 40, 30)]))
+    frames = decoded(out)
+    assert len(frames) == 12
+    assert frames[0][22:28, 25:35].max() < 30  # masked black
+    assert abs(int(frames[0][40, 60, 0]) - 198) < 20  # the gradient survives elsewhere
+
+
+# -- masking, rotation, tracking, scan ---------------------------------------------------------------
+
+def test_masks_cover_the_detection_in_every_frame(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "m.mp4", size=(96, 64))
+    out = tmp_path / "out.mp4"
+    box = (30, 20, 50, 40)
+    report = redact_video_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
+                               detector=StaticDetector([box]))
+    for frame in decoded(out):
+        assert frame[21:39, 31:49].max() < 30
+        assert frame[50:60, 70:90, 0].mean() > 100  # the red gradient outside survives
+    assert report.faces_per_frame == (1,) * 12
+    # The default preset detects on every 3rd frame: frames between carry the tracked box.
+    assert report.tracked_frames > 0
+    assert report.lowest_score == pytest.approx(0.9)
+
+
+def test_rotation_is_applied_to_pixels_and_dropped_from_the_output(tmp_path: Path) -> None:
+    # Stored 64x48 landscape; the display matrix turns it clockwise (a phone held upright).
+    src = write_clip(tmp_path / "rot.mp4", rotation=-90, audio=False)
+    with av.open(str(src)) as c:
+        assert next(c.decode(video=0)).rotation == -90
+    out = tmp_path / "out.mp4"
+    redact_video_file(src, out, Config(), detector=NO_FACES)
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (48, 64)
+        assert frame.rotation == 0
+        pixels = frame.to_ndarray(format="rgb24")
+    # Turned clockwise, the stored top-left marker is now top-right, as a viewer sees it.
+    assert pixels[1:7, -7:-1].min() > 200
+    assert pixels[1:7, 1:7].max() < 200
+    # Scan coordinates are in the same upright picture.
+    scans = list(scan_video_file(src, Config(), detector=StaticDetector([(40, 0, 48, 8)])))
+    assert (scans[0].width, scans[0].height) == (48, 64)
+
+
+def test_scan_gives_time_and_track_per_face(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "s.mp4", frames=6)
+    scans = list(scan_video_file(src, Config(), detector=StaticDetector([(10, 10, 30, 30)])))
+    assert [s.frame for s in scans] == list(range(6))
+    assert [s.time for s in scans] == pytest.approx([float(t) for t in frame_times(src)])
+    line = scans[1].to_json()
+    assert "time" in line and line["faces"][0]["track"] == scans[0].faces[0].track
+    sources = {f.source for s in scans for f in s.faces}
+    assert sources == {RegionSource.DETECTED, RegionSource.TRACKED}
+    # Tracker-added regions are reported with score 0.
+    assert all(f.score == 0 for s in scans for f in s.faces if f.source is RegionSource.TRACKED)
+
+
+class _DropEverything:
+    """A plan hook, as the review app's plan file provides, that unmasks every face."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+        self.calls.append(frame_index)
+        assert len(computed) == 1
+        return MaskPlan.empty(computed.shape)
+
+
+def test_plan_hook_gets_the_final_regions_of_each_frame(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "p.mp4", size=(96, 64))
+    hook = _DropEverything()
+    out = tmp_path / "out.mp4"
+    report = redact_video_file(src, out, Config(), detector=StaticDetector([(30, 20, 50, 40)]), plan=hook)
+    assert hook.calls == list(range(12))
+    assert report.faces_per_frame == (0,) * 12
+    assert decoded(out)[0][25:35, 35:45].mean() > 30  # left visible, as the plan said
+
+
+def test_progress_is_reported(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "g.mp4")
+    calls: list[tuple[int, int | None]] = []
+    redact_video_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES,
+                      progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (12, 12)
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+
+
+# -- failing closed ----------------------------------------------------------------------------------
+
+def _bad_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    good = write_clip(folder / "good-source.tmp.mp4", frames=60, size=(160, 120))
+    data = good.read_bytes()
+    files = {}
+    files["zero"] = folder / "zero.mp4"
+    files["zero"].write_bytes(b"")
+    moov = data.find(b"moov")
+    files["truncated"] = folder / "truncated.mp4"
+    files["truncated"].write_bytes(data[:moov - 4] if moov > data.find(b"mdat") else data[: len(data) // 2])
+    files["audio_only"] = folder / "audio_only.mp4"
+    with av.open(str(files["audio_only"]), "w") as c:
+        a = c.add_stream("aac", rate=48000, layout="stereo")
+        for k in range(10):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, k * 1024
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    files["unopenable"] = folder / "unopenable.mp4"
+    files["unopenable"].write_bytes(b"\0\0\0\x18ftypisom" + os.urandom(4000))
+    corrupt = bytearray(data)
+    mdat = corrupt.find(b"mdat")
+    middle = mdat + (len(corrupt) - mdat) // 2 if mdat < moov else mdat + (len(corrupt) - mdat) // 2
+    rng = np.random.default_rng(1)
+    corrupt[middle:middle + 300] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+    files["corrupt"] = folder / "corrupt.mp4"
+    files["corrupt"].write_bytes(bytes(corrupt))
+    good.unlink()
+    return files
+
+
+def test_bad_inputs_fail_with_a_clear_error_and_leave_nothing(tmp_path: Path) -> None:
+    files = _bad_inputs(tmp_path / "in")
+    for name, path in files.items():
+        target = tmp_path / f"{name}.out.mp4"
+        with pytest.raises((InputError, RedactionError)) as info:
+            redact_video_file(path, target, Config(), detector=NO_FACES)
+        assert info.value.path == path, name
+        assert "\n" not in info.value.message
+        if name == "truncated":
+            assert "moov" in info.value.message
+        assert not target.exists(), name
+        assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name], name
+
+
+def test_bad_inputs_through_the_cli(tmp_path: Path) -> None:
+    files = _bad_inputs(tmp_path / "in")
+    before = {p: p.read_bytes() for p in files.values()}
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(tmp_path / "in"), "-o", str(out)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "COLUMNS": "1000"})
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    for path in files.values():
+        assert sum(path.name in line for line in errors) == 1, result.stderr
+    assert not out.exists() or not any(out.rglob("*"))
+    assert {p: p.read_bytes() for p in files.values()} == before
+
+
+@pytest.mark.slow
+def test_sigkill_mid_file_leaves_no_output_and_input_unchanged(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "long.mp4", frames=900, size=(320, 240), time_base=Fraction(1, 30),
+                     rate=Fraction(30), audio=False)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    target = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "veil", "redact", str(src), "-o", str(target)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        partial: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in tmp_path.iterdir() if TEMP_MARK in p.name and p.stat().st_size > 4096]
+            if partial:
+                break
+            time.sleep(0.05)
+        assert partial, "the encoder never started writing"
+        assert proc.poll() is None, "finished before it could be killed; use a longer clip"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not target.exists()
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+    # What SIGKILL cannot clean up: the hidden temporary file beside the target, never at it.
+    leftovers = [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+    assert all(p.name.startswith(".") for p in leftovers)
