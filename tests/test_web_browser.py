@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -49,7 +50,11 @@ def photo(tmp_path: Path, wider_gt) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def review_url(photo: Path) -> Iterator[str]:
     """Run the real `veil review` command on the photo's folder; yield the address it prints."""
-    proc = subprocess.Popen([sys.executable, "-m", "veil", "review", str(photo.parent)],
+    yield from _review(photo.parent)
+
+
+def _review(folder: Path) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "veil", "review", str(folder)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             env=dict(os.environ, NO_COLOR="1"))
     lines: queue.Queue[str] = queue.Queue()
@@ -159,3 +164,107 @@ def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) 
     x, y, w, h = drawn
     assert result[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 4, "the added box is not masked"
     assert original[y + 3:y + h - 3, x + 3:x + w - 3].mean() > 40
+
+
+@pytest.fixture()
+def clip(tmp_path: Path, make_clips_module) -> Path:  # type: ignore[no-untyped-def]
+    """A short rendered H.264 clip of a WIDER crowd (temporary, never committed)."""
+    from fractions import Fraction
+
+    render = tmp_path / "render"
+    [entry] = make_clips_module.make_clips(str(render), count=1, seconds=1.5, fps=Fraction(10),
+                                           size=(640, 360))
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    target = folder / "clip.mp4"
+    shutil.move(str(render / Path(entry["video"]).name), target)
+    return target
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
+    _need_chromium()
+    pytest.importorskip("veil.video_pipeline", reason="the video pipeline is not part of this tree")
+    from playwright.sync_api import sync_playwright
+
+    with contextlib.ExitStack() as stack:
+        url = next(stack.enter_context(contextlib.closing(_review(clip.parent))))
+        p = stack.enter_context(sync_playwright())
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        stack.callback(browser.close)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#overlay rect", timeout=120_000)
+        assert page.locator("#video-controls").is_visible()
+        assert page.locator("#timeline rect.seg-mask").count() >= 1
+        regions = page.evaluate("state.videos[0].regions")
+        frames = len(regions)
+        assert frames == 15
+
+        # Keep visible one person whose boxes never touch another's, in any frame.
+        def apart(track: int) -> bool:
+            for row in regions:
+                mine = [r[:4] for r in row if r[4] == track]
+                others = [r[:4] for r in row if r[4] != track]
+                if any(_overlaps(m, o) for m in mine for o in others):
+                    return False
+            return True
+
+        tracks = sorted({r[4] for row in regions for r in row if r[4] >= 0})
+        kept = next(t for t in tracks if apart(t) and any(r[4] == t for r in regions[0]))
+        page.locator(f'#overlay rect[data-track="{kept}"]').first.click()
+        page.click("#act-keep")
+        assert page.locator(f'#overlay rect[data-track="{kept}"]').first.get_attribute("data-action") == "keep"
+        assert page.locator("#timeline rect.seg-keep").count() >= 1
+
+        # Add a box at frame 0, then a second key frame at the last frame further right:
+        # the box must move between them.
+        img = page.locator("#picture").bounding_box()
+        assert img is not None
+        scale = img["width"] / 640
+
+        def drag(x: float, y: float, w: float, h: float) -> None:
+            page.mouse.move(img["x"] + x * scale, img["y"] + y * scale)
+            page.mouse.down()
+            page.mouse.move(img["x"] + (x + w / 2) * scale, img["y"] + (y + h / 2) * scale)
+            page.mouse.move(img["x"] + (x + w) * scale, img["y"] + (y + h) * scale)
+            page.mouse.up()
+
+        drag(10, 10, 40, 40)
+        assert page.locator("#overlay rect.added").count() == 1
+        page.fill("#scrubber", str(frames - 1))
+        page.dispatch_event("#scrubber", "input")
+        assert page.locator("#frame-label").inner_text().startswith(f"frame {frames - 1} ")
+        drag(70, 10, 40, 40)
+        added = page.evaluate("state.videos[0].added")
+        assert len(added) == 1 and [k["frame"] for k in added[0]["keys"]] == [0, frames - 1]
+        page.click("#prev-frame")
+        assert page.locator("#overlay rect.added").count() == 1
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review-video.png"))
+        page.click("#export")
+        page.wait_for_selector("#export-done", timeout=300_000)
+        page.screenshot(path=str(ARTIFACTS / "review-video-exported.png"))
+        keys = added[0]["keys"]
+
+    out = clip.with_name("clip.redacted.mp4")
+    original, result = _decode(clip), _decode(out)
+    assert len(result) == len(original) == frames
+    for f in range(frames):
+        before, after = original[f].astype(np.int16), result[f].astype(np.int16)
+        masked = [r for r in regions[f] if r[4] != kept]
+        for x, y, w, h in (r[:4] for r in regions[f] if r[4] == kept):
+            inside = np.abs(after[y:y + h, x:x + w] - before[y:y + h, x:x + w])
+            assert inside.mean() < 6, f"kept person altered in frame {f}"
+        for x, y, w, h in (r[:4] for r in masked if r[2] > 8 and r[3] > 8):
+            assert after[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 12, f"face not masked in frame {f}"
+        t = f / (frames - 1)
+        x = round(keys[0]["box"][0] + (keys[1]["box"][0] - keys[0]["box"][0]) * t)
+        assert after[14:46, x + 4:x + 36].mean() < 12, f"added box not masked in frame {f}"

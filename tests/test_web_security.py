@@ -128,7 +128,7 @@ def test_paths_outside_the_app_are_404(server: ReviewServer, path: str) -> None:
 def test_media_is_served_by_index_only(server: ReviewServer) -> None:
     with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
         listing = client.get("/api/files").json()
-        assert listing["files"] == [{"id": 0, "name": "a.png"}]
+        assert listing["files"] == [{"id": 0, "name": "a.png", "kind": "image"}]
         picture = client.get("/api/files/0/picture")
         assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
         regions = client.get("/api/files/0/regions").json()
@@ -191,3 +191,10 @@ def test_export_writes_beside_the_original_with_the_edits(server: ReviewServer, 
     x, y, w, h = regions[1]["mask"]
     assert (result[y:y + h, x:x + w] == 0).all()
     assert (result[100:115, 140:155] == 0).all()
+
+
+def test_video_routes_refuse_pictures_and_bad_frames(server: ReviewServer) -> None:
+    headers = {"X-Veil-Token": server.token}
+    for path in ("/api/files/0/video", "/api/files/0/frames/0", "/api/files/0/frames/-1",
+                 "/api/files/0/frames/..%2F..", "/api/files/5/video"):
+        assert raw_get(server, path, headers) == 404, path

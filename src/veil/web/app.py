@@ -72,6 +72,13 @@ def create_app(library: Library, token: str, port: int) -> Guard:
     async def regions(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(library.regions, request.path_params["item"]))
 
+    async def video(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(library.video, request.path_params["item"]))
+
+    async def video_frame(request: Request) -> Response:
+        data = library.video_frame(request.path_params["item"], request.path_params["frame"])
+        return Response(data, media_type="image/jpeg")
+
     async def upload_plan(request: Request) -> Response:
         library.item(request.path_params["item"])
         body = await _read_limited(request, MAX_PLAN_BYTES)
@@ -113,6 +120,8 @@ def create_app(library: Library, token: str, port: int) -> Guard:
         Route("/api/files", files, methods=["GET"]),
         Route("/api/files/{item:int}/picture", picture, methods=["GET"]),
         Route("/api/files/{item:int}/regions", regions, methods=["GET"]),
+        Route("/api/files/{item:int}/video", video, methods=["GET"]),
+        Route("/api/files/{item:int}/frames/{frame:int}", video_frame, methods=["GET"]),
         Route("/api/files/{item:int}/plan", upload_plan, methods=["POST"]),
         Route("/api/files/{item:int}/export", export, methods=["POST"]),
         Route("/api/jobs/{job}", job, methods=["GET"]),

@@ -23,9 +23,10 @@ from .._types import Config, Detections, MaskPlan, MaskStyle, RegionSource
 from ..batch import collect_jobs
 from ..detect.base import Detector
 from ..media.image import read_image
-from ..media.kinds import IMAGE_SUFFIXES
+from ..media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..pipeline import default_output, detector_for, redact_file, scan_image
 from ..planfile import EditPlan, FaceAction, parse_plan
+from .video import VideoAnalysis, VideoRequestError, analyse, video_plan_lines
 
 # Regions whose detection score is under this are drawn as "check this one".
 LOW_CONFIDENCE = 0.5
@@ -54,6 +55,7 @@ class MediaItem:
     id: int
     path: Path
     name: str  # relative to the served folder, for display only
+    kind: str = "image"  # image | video
 
 
 @dataclass
@@ -105,11 +107,12 @@ class Library:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _scan_locks: dict[int, threading.Lock] = field(default_factory=dict)
     _export_lock: threading.Lock = field(default_factory=threading.Lock)
+    _videos: dict[int, VideoAnalysis] = field(default_factory=dict)
 
     @classmethod
     def open(cls, target: Path, config: Config = Config(), output_dir: Path | None = None,
              detector: Detector | None = None) -> Library:
-        """Serve one file (its folder is the root) or every still under a folder."""
+        """Serve one file (its folder is the root) or every picture and video under a folder."""
         target = target.resolve()
         if target.is_dir():
             root, files = target, [j.source for j in collect_jobs([target], None)]
@@ -117,19 +120,54 @@ class Library:
             root, files = target.parent, [target]
         else:
             raise InputError("no such file or folder", target)
-        stills = [f.resolve() for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+        suffixes = IMAGE_SUFFIXES | (VIDEO_SUFFIXES if _video_support() else frozenset())
+        media = [f.resolve() for f in files if f.suffix.lower() in suffixes]
         # Only files really under the root, even through symbolic links.
-        stills = [f for f in stills if f.is_relative_to(root)]
-        items = [MediaItem(i, f, f.relative_to(root).as_posix()) for i, f in enumerate(stills)]
+        media = [f for f in media if f.is_relative_to(root)]
+        items = [MediaItem(i, f, f.relative_to(root).as_posix(),
+                           "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image")
+                 for i, f in enumerate(media)]
         return cls(root, items, config, output_dir.resolve() if output_dir else None, detector)
 
-    def item(self, item_id: int) -> MediaItem:
+    def item(self, item_id: int, kind: str | None = None) -> MediaItem:
         if not 0 <= item_id < len(self.items):
             raise RequestError("no such file", 404)
-        return self.items[item_id]
+        item = self.items[item_id]
+        if kind is not None and item.kind != kind:
+            raise RequestError(f"file {item_id} is not a {kind}", 404)
+        return item
+
+    # -- videos ----------------------------------------------------------------------------------
+
+    def video(self, item_id: int) -> dict[str, Any]:
+        """The video's review pass: started on first request, then its progress and results."""
+        item = self.item(item_id, "video")
+        with self._lock:
+            analysis = self._videos.get(item_id)
+            if analysis is None:
+                analysis = self._videos[item_id] = VideoAnalysis()
+                threading.Thread(target=analyse, args=(item.path, self.config, self.detector, analysis),
+                                 name=f"veil-review-video-{item_id}", daemon=True).start()
+        return {"file": item_id, **analysis.status()}
+
+    def video_frame(self, item_id: int, frame: int) -> bytes:
+        self.item(item_id, "video")
+        with self._lock:
+            analysis = self._videos.get(item_id)
+        data = analysis.preview(frame) if analysis is not None else None
+        if data is None:
+            raise RequestError("no such frame (yet)", 404)
+        return data
+
+    def _ready_video(self, item_id: int) -> VideoAnalysis:
+        with self._lock:
+            analysis = self._videos.get(item_id)
+        if analysis is None or analysis.status()["state"] != "ready":
+            raise RequestError("the video has not been analysed yet", 409)
+        return analysis
 
     def listing(self) -> dict[str, Any]:
-        return {"folder": str(self.root), "files": [{"id": i.id, "name": i.name} for i in self.items],
+        return {"folder": str(self.root), "files": [{"id": i.id, "name": i.name, "kind": i.kind} for i in self.items],
                 "output_folder": str(self.output_dir) if self.output_dir else None,
                 "low_confidence": LOW_CONFIDENCE,
                 "mask_styles": [{"value": m.value, "reversible": m.reversible} for m in MaskStyle]}
@@ -138,7 +176,7 @@ class Library:
 
     def picture(self, item_id: int) -> bytes:
         """The upright picture as a metadata-free JPEG, in the coordinates the regions use."""
-        item = self.item(item_id)
+        item = self.item(item_id, "image")
         with self._lock:
             cached = self._pictures.get(item_id)
         if cached is not None:
@@ -154,7 +192,7 @@ class Library:
         return data
 
     def _scan(self, item_id: int) -> _Scan:
-        item = self.item(item_id)
+        item = self.item(item_id, "image")
         with self._lock:
             lock = self._scan_locks.setdefault(item_id, threading.Lock())
         with lock:  # one detection per file, however many requests ask at once
@@ -187,8 +225,8 @@ class Library:
         return {"file": item_id, "width": scan.width, "height": scan.height, "regions": regions}
 
     def load_plan(self, item_id: int, text: str) -> dict[str, Any]:
-        """Apply an uploaded plan file to one file; its paths are matched against that file only."""
-        item = self.item(item_id)
+        """Apply an uploaded plan file to one picture; its paths are matched against that file only."""
+        item = self.item(item_id, "image")
         with self._lock:
             if self._uploads >= MAX_PLAN_UPLOADS:
                 raise RequestError(f"at most {MAX_PLAN_UPLOADS} plan uploads per run", 413)
@@ -252,7 +290,19 @@ class Library:
         overwrite = request.get("overwrite", False)
         if not isinstance(overwrite, bool):
             raise RequestError("overwrite must be true or false")
-        plan = self.edit_plan(item, request.get("regions", []))
+        if item.kind == "video":
+            analysis = self._ready_video(item_id)
+            try:
+                lines, kept, removed = video_plan_lines(item.path, analysis, request)
+                plan = parse_plan(lines, "review app", [self.root]).for_input(item.path)
+                plan.check_frame_count(len(analysis.regions))
+            except (VideoRequestError, VeilError) as exc:
+                raise RequestError(getattr(exc, "message", str(exc))) from None
+        else:
+            plan = self.edit_plan(item, request.get("regions", []))
+            scan = self._scan(item.id)
+            actions = [r.action for r in plan.review(0, scan.computed, scan.width, scan.height)]
+            kept, removed = actions.count(FaceAction.KEEP), actions.count(FaceAction.REMOVE)
         if destination is Destination.FOLDER:
             if self.output_dir is None:
                 raise RequestError("no output folder was given when veil review started (--output)")
@@ -265,6 +315,7 @@ class Library:
         with self._lock:
             self._jobs[job.id] = job
         config = replace(self.config, mask=mask)
+        job.kept, job.removed = kept, removed
         thread = threading.Thread(target=self._export, args=(job, target, config, overwrite, plan),
                                   name=f"veil-export-{job.id}", daemon=True)
         thread.start()
@@ -288,12 +339,8 @@ class Library:
                 with self._lock:
                     job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
                 return
-            scan = self._scan(job.item.id)
-            actions = [r.action for r in plan.review(0, scan.computed, scan.width, scan.height)]
             with self._lock:
                 job.output, job.faces = str(target), report.faces
-                job.kept = actions.count(FaceAction.KEEP)
-                job.removed = actions.count(FaceAction.REMOVE)
                 job.phase = "auditing"
             audit, note = run_audit(job.item.path, target, config, self._detector())
             with self._lock:
@@ -308,6 +355,14 @@ class Library:
             if job is None:
                 raise RequestError("no such export", 404)
             return job.to_json()
+
+
+def _video_support() -> bool:
+    try:
+        import veil.video_pipeline  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def run_audit(source: Path, output: Path, config: Config,
