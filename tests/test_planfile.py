@@ -121,8 +121,13 @@ def test_add_track_interpolates_between_key_frames() -> None:
 
 
 def test_added_region_is_clipped_to_the_frame_edge() -> None:
-    plan = plan_of({"add": [190, 90, 50, 50]})
-    assert boxes(plan.regions_for(0, computed(), W, H)) == [[190, 90, W, H]]
+    plan = plan_of({"add": [190, 90, 50, 50]}, {"add": [-10.5, -5, 20, 20]})
+    assert boxes(plan.regions_for(0, computed(), W, H)) == [[0, 0, 10, 15], [190, 90, W, H]]
+
+
+def test_a_detection_box_past_the_edge_is_accepted() -> None:
+    plan = plan_of(frame_line([{"box": [-3.5, -1.2, 20.0, 30.0], "score": 0.4, "mask": [0, 0, 22, 34]}]))
+    assert plan.frames[0].faces[0].mask == (0, 0, 22, 34)
 
 
 def test_added_region_outside_the_frame_is_an_error() -> None:
@@ -167,7 +172,8 @@ BAD_LINES = [
     ('{"keep_track": -2}', "at least 0"),
     ('{"keep_track": true}', "whole number"),
     ('{"add": [0, 0, 0, 5]}', "positive width"),
-    ('{"add": [-4, 0, 5, 5]}', "must not start left"),
+    ('{"path": "a.jpg", "frame": 0, "width": 200, "height": 100, "faces": [{"mask": [-1, 0, 5, 5]}]}',
+     "must not start left"),
     ('{"add": [0, 0, 5]}', "[x, y, w, h]"),
     ('{"add": [0, 0, 5, "5"]}', "must be a number"),
     ('{"add": [0, 0, 5, 5], "frames": [4, 2]}', "must not end before"),
@@ -367,3 +373,54 @@ def test_the_readme_example_plan_is_valid() -> None:
     assert {FaceAction.KEEP, FaceAction.REMOVE} <= {f.action for f in plan.frame_lines["photo.jpg"][0].faces}
     clip = plan.for_input(Path("/x/clip.mp4"))
     assert len(clip.adds) == 3 and len(clip.releases) == 2
+
+
+def test_cli_video_plan_keep_track_and_add_track(tmp_path: Path, make_clips_module) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("veil.video_pipeline", reason="the video pipeline is not part of this tree")
+    import av
+    from fractions import Fraction
+
+    [entry] = make_clips_module.make_clips(str(tmp_path), count=1, seconds=1.0, fps=Fraction(10),
+                                           size=(480, 270))
+    clip = tmp_path / Path(entry["video"]).name
+    scanned = run_veil("scan", "--json", clip)
+    assert scanned.returncode == 0, scanned.stderr
+    lines = [json.loads(t) for t in scanned.stdout.splitlines()]
+    assert len(lines) == 10 and all("time" in line for line in lines)
+
+    def overlaps(a: list[int], b: list[int]) -> bool:
+        return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+    def apart(track: int) -> bool:
+        return all(not overlaps(f["mask"], o["mask"]) for line in lines for f in line["faces"]
+                   if f["track"] == track for o in line["faces"] if o["track"] != track)
+
+    tracks = sorted({f["track"] for line in lines for f in line["faces"] if f["track"] >= 0})
+    kept = next(t for t in tracks if apart(t))
+    plan_lines = [json.dumps(line) for line in lines]  # the scan itself, unedited: changes nothing
+    plan_lines.append(json.dumps({"keep_track": kept}))
+    plan_lines.append(json.dumps({"add_track": [{"frame": 0, "box": [4, 200, 30, 30]},
+                                                {"frame": 9, "box": [94, 200, 30, 30]}]}))
+    plan_path = tmp_path / "plan.jsonl"
+    plan_path.write_text("\n".join(plan_lines) + "\n")
+    out = tmp_path / "out.mp4"
+    done = run_veil("redact", clip, "-o", out, "--plan", plan_path)
+    assert done.returncode == 0, done.stderr
+
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        pairs = list(zip((f.to_ndarray(format="rgb24") for f in a.decode(video=0)),
+                         (f.to_ndarray(format="rgb24") for f in b.decode(video=0))))
+    assert len(pairs) == 10
+    seen_kept = 0
+    for index, (before, after) in enumerate(pairs):
+        before, after = before.astype(np.int16), after.astype(np.int16)
+        for face in lines[index]["faces"]:
+            x, y, w, h = face["mask"]
+            if face["track"] == kept:
+                seen_kept += 1
+                assert np.abs(after[y:y + h, x:x + w] - before[y:y + h, x:x + w]).mean() < 6
+            elif w > 8 and h > 8:
+                assert after[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 12
+        x = 4 + 10 * index  # the added box moves 10 px a frame
+        assert after[204:226, x + 4:x + 26].mean() < 12, f"added track not masked in frame {index}"
+    assert seen_kept >= 1

@@ -198,3 +198,13 @@ def test_video_routes_refuse_pictures_and_bad_frames(server: ReviewServer) -> No
     for path in ("/api/files/0/video", "/api/files/0/frames/0", "/api/files/0/frames/-1",
                  "/api/files/0/frames/..%2F..", "/api/files/5/video"):
         assert raw_get(server, path, headers) == 404, path
+
+
+def test_review_command_refuses_missing_and_empty_folders(tmp_path: Path) -> None:
+    from helpers import run_veil
+
+    missing = run_veil("review", tmp_path / "nope")
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run_veil("review", tmp_path / "empty")
+    assert empty.returncode == 1 and "no pictures found" in empty.stderr

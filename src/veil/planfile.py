@@ -459,13 +459,15 @@ class _Checker:
         return value
 
     def box(self, value: Any, name: str, integers: bool = False) -> tuple[float, float, float, float]:
+        """[x, y, w, h] with a positive size; integer mask regions must also start inside the frame
+        (detections and added boxes may reach past an edge and are clipped)."""
         if not isinstance(value, list) or len(value) != 4:
             raise self.error(f"\"{name}\" must be [x, y, w, h], got {json.dumps(value)}")
         if integers:
             x, y, w, h = (self.integer(v, name) for v in value)
         else:
             x, y, w, h = (self.number(v, name) for v in value)
-        if x < 0 or y < 0:
+        if integers and (x < 0 or y < 0):
             raise self.error(f"\"{name}\" must not start left of or above the picture, got {value}")
         if w <= 0 or h <= 0:
             raise self.error(f"\"{name}\" must have a positive width and height, got {value}")

@@ -21,8 +21,9 @@ from .._errors import VeilError
 from .._types import Config
 from ..detect.base import Detector
 
-PREVIEW_FRAMES = 3000  # at most this many previews per video (about 100 MB at 720p)
-PREVIEW_QUALITY = 80
+PREVIEW_FRAMES = 2000  # at most this many previews per video
+PREVIEW_WIDTH = 960  # previews are scaled down to this; the page stretches them over the frame's
+PREVIEW_QUALITY = 80  # coordinates, so boxes still line up. 2000 x ~70 kB keeps memory near 150 MB
 MAX_EDITS = 20_000  # keep tracks, removed boxes and key frames in one export request
 
 
@@ -66,7 +67,11 @@ class VideoAnalysis:
 
 def _jpeg(pixels: Any) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
+    image = Image.fromarray(pixels, "RGB")
+    if image.width > PREVIEW_WIDTH:
+        image = image.resize((PREVIEW_WIDTH, max(1, round(image.height * PREVIEW_WIDTH / image.width))),
+                             Image.Resampling.BILINEAR)
+    image.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
 
 
