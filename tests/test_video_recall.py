@@ -1,0 +1,143 @@
+"""Real detector on clips rendered from the WIDER dev photos: recall over time, audio, metadata, CLI.
+
+The clips are WIDER derivatives, so they are rendered into pytest's temporary folder only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from veil import Config, MaskPlan
+from veil.redact import coverage_mask
+from veil.video_pipeline import redact_video_file
+
+MIN_FACE = 32
+
+
+@pytest.fixture(scope="module")
+def clips(make_clips_module, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("clips")
+    # 640x360 keeps faces >= 32 px in most frames while the suite stays quick.
+    entries = make_clips_module.make_clips(str(out), count=2, seconds=2.0, size=(640, 360))
+    for entry in entries:
+        entry["path"] = out / entry["video"]
+        entry["gt_rows"] = [json.loads(line) for line in (out / entry["gt"]).read_text().splitlines()]
+    return entries
+
+
+class _Recorder:
+    """Plan hook that records each frame's final coverage, leaving the plan as it is."""
+
+    def __init__(self) -> None:
+        self.coverage: list[np.ndarray] = []
+
+    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+        assert frame_index == len(self.coverage)
+        self.coverage.append(coverage_mask(computed, height, width))
+        return computed
+
+
+def _covered(covered: np.ndarray, box: list[float]) -> bool:
+    x, y, w, h = box
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    x1, y1 = int(np.ceil(x + w)), int(np.ceil(y + h))
+    region = covered[y0:y1, x0:x1]
+    return region.size > 0 and float(region.mean()) >= 0.8
+
+
+def test_recall_over_time_on_rendered_clips(clips: list[dict], tmp_path: Path) -> None:
+    found = total = 0
+    worst_run = 0
+    for clip in clips:
+        recorder = _Recorder()
+        out = tmp_path / f"{clip['name']}.mp4"
+        report = redact_video_file(clip["path"], out, Config(), plan=recorder)
+        assert report.frames == clip["frames"] == len(recorder.coverage)
+        unmasked_run: dict[int, int] = {}
+        for row, covered in zip(clip["gt_rows"], recorder.coverage):
+            for box, face in zip(row["boxes"], row["ids"]):
+                if box[3] < MIN_FACE:
+                    unmasked_run.pop(face, None)
+                    continue
+                ok = _covered(covered, box)
+                total += 1
+                found += ok
+                unmasked_run[face] = 0 if ok else unmasked_run.get(face, 0) + 1
+                worst_run = max(worst_run, unmasked_run[face])
+        # The output's pixels really are masked where the plan says (solid black).
+        with av.open(str(out)) as c:
+            first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        masked = recorder.coverage[0]
+        if masked.any():
+            assert np.percentile(first[masked], 99) < 40
+    assert total > 100, "too few faces >= 32 px to measure"
+    recall = found / total
+    assert recall >= 0.95, f"covered recall {recall:.3f} over {total} face-frames"
+    assert worst_run <= 2, f"a face >= {MIN_FACE} px went unmasked for {worst_run} frames in a row"
+
+
+def test_cli_on_a_phone_like_clip(clips: list[dict], tmp_path: Path) -> None:
+    """Audio bit-identical, no identifying tags, frames and timestamps kept; then --drop-audio."""
+    clip = clips[0]
+    src: Path = clip["path"]
+    out = tmp_path / "out.mp4"
+    report_path = tmp_path / "report.json"
+    env = {**os.environ, "COLUMNS": "1000"}
+    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(src), "-o", str(out),
+                             "--report", str(report_path)], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+
+    def probe(path: Path) -> tuple[list, list, dict]:
+        with av.open(str(path)) as c:
+            tags = dict(c.metadata)
+            for s in c.streams:
+                tags.update(s.metadata)
+            v = c.streams.video[0]
+            times = [f.pts * v.time_base for f in c.decode(v)]
+        with av.open(str(path)) as c:
+            audio = [bytes(p) for p in c.demux(audio=0) if p.size] if c.streams.audio else []
+        return times, audio, tags
+
+    src_times, src_audio, src_tags = probe(src)
+    out_times, out_audio, out_tags = probe(out)
+    assert {"creation_time", "location", "make", "model"} <= set(src_tags)
+    assert out_times == src_times
+    assert out_audio == src_audio and len(src_audio) > 50
+    for key in ("creation_time", "location", "make", "model"):
+        assert key not in out_tags
+        assert clip["tags"][key].encode() not in out.read_bytes()
+    report = json.loads(report_path.read_text())["files"][0]
+    assert report["kind"] == "video" and report["frames"] == clip["frames"]
+    assert len(report["faces_per_frame"]) == clip["frames"]
+    assert report["frames_with_tracked_masks"] > 0
+    assert 0 < report["lowest_score"] < 1
+
+    dropped = tmp_path / "dropped.mp4"
+    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(src), "-o", str(dropped),
+                             "--drop-audio", "--detect", "fast"], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with av.open(str(dropped)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+def test_scan_json_has_time_and_tracks(clips: list[dict]) -> None:
+    clip = clips[1]
+    result = subprocess.run([sys.executable, "-m", "veil", "scan", str(clip["path"]), "--json",
+                             "--detect", "fast"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["frame"] for line in lines] == list(range(clip["frames"]))
+    assert lines[1]["time"] == pytest.approx(1 / 30, abs=1e-6)
+    faces = [face for line in lines for face in line["faces"]]
+    assert faces and all(face["track"] >= 0 for face in faces)
+    assert all(set(face) >= {"box", "score", "mask", "track"} for face in faces)
