@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -212,6 +214,9 @@ def redact(
     plan_file: Annotated[Optional[Path], typer.Option(
         "--plan", help="Edited `veil scan --json` output: keep faces visible, drop false masks, add "
         "missed faces (see the README). Faces it does not mention are masked as usual.")] = None,
+    audit: Annotated[bool, typer.Option(
+        "--audit", help="Audit each output right after writing it (needs the audit extra); exit 3 "
+        "when the audit finds anything.")] = False,
 ) -> None:
     """Mask every face in INPUTS and write clean copies without identifying metadata."""
     if keep_gps and not keep_metadata:
@@ -232,11 +237,83 @@ def redact(
         except VeilError as exc:
             err.print(f"[red]error[/] {exc.path or plan_file}: {exc.message}")
             raise typer.Exit(ExitCode.USAGE) from None
-    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan)
+    audit_hook = _audit_hook(config) if audit else None
+    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan,
+                       after_each=audit_hook)
     _summarise(reports)
     if report is not None:
         _write_report(report, reports, config)
-    raise typer.Exit(ExitCode.OK if all(r.ok for r in reports) else ExitCode.SOME_FAILED)
+    if not all(r.ok for r in reports) or any(r.audit and "error" in r.audit for r in reports):
+        raise typer.Exit(ExitCode.SOME_FAILED)
+    if any(r.audit and not r.audit.get("clean", True) for r in reports):
+        raise typer.Exit(ExitCode.AUDIT_FOUND)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _audit_hook(config: Config) -> object:
+    """`redact --audit`: audit each written output; a missing extra stops before any work."""
+    from .audit import audit_file, require_models
+
+    try:
+        require_models()
+    except VeilError as exc:
+        err.print(f"[red]error[/] --audit: {exc.message}")
+        raise typer.Exit(ExitCode.SOME_FAILED) from None
+
+    def after_each(file_report: FileReport) -> FileReport:
+        if not file_report.ok or file_report.output is None:
+            return file_report
+        try:
+            result = audit_file(file_report.path, file_report.output, config)
+        except VeilError as exc:
+            # The output was written; say plainly that it was not audited rather than fail it.
+            err.print(f"[red]audit not done[/] {file_report.output}: {exc.message}")
+            return replace(file_report, audit={"error": exc.message})
+        colour = "green" if result.clean else "red"
+        err.print(f"[{colour}]audit[/] " + escape(result.summary()))
+        return replace(file_report, audit=result.to_json())
+
+    return after_each
+
+
+@app.command("audit")
+def audit_command(
+    original: Annotated[Path, typer.Argument(help="The file before redaction.", show_default=False)],
+    redacted: Annotated[Path, typer.Argument(help="The redacted file to check.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every finding as one JSON object.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON here.")] = None,
+    all_frames: Annotated[bool, typer.Option(
+        "--all-frames", help="Videos: check every frame, not a sample.")] = False,
+    second_detector: Annotated[str, typer.Option(
+        "--second-detector", help="dlib detector run on the output: hog (fast), cnn (MMOD; "
+        "10-20 s per photo on a CPU) or both.")] = "hog",
+    shape: ShapeOpt = MaskShape.BOX,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+) -> None:
+    """Check that REDACTED no longer identifies anyone in ORIGINAL: surviving pixels, faces a second
+    detector finds, faces a recogniser can still match, identifying metadata. Exit 3 if anything
+    is found, 0 if clean."""
+    from .audit import SecondDetector, audit_file
+
+    try:
+        which = SecondDetector(second_detector)
+    except ValueError:
+        raise typer.BadParameter("choose hog, cnn or both", param_hint="--second-detector") from None
+    config = _config(shape=shape, detect=detect, threshold=threshold)
+    try:
+        result = audit_file(original, redacted, config, second_detector=which, all_frames=all_frames)
+    except VeilError as exc:
+        err.print(f"[red]error[/] {exc.path or redacted}: {exc.message}")
+        raise typer.Exit(ExitCode.SOME_FAILED) from None
+    data = result.to_json()
+    if report is not None:
+        report.write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        sys.stdout.write(result.summary(max_lines=50) + "\n")
+    raise typer.Exit(ExitCode.OK if result.clean else ExitCode.AUDIT_FOUND)
 
 
 @app.command()

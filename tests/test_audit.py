@@ -1,0 +1,219 @@
+"""The audit on real photos: it passes veil's own output and fails weak redactions with specific findings."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import run_veil
+
+from conftest import EXAMPLE, GroundTruth
+from veil import Config, MaskStyle, ModelError, UnsupportedMedia, redact_file
+from veil.audit import FindingKind, MetadataFlag, audit_file
+from veil.audit.report import Check, RegionStyle
+
+pytest.importorskip("dlib")
+
+# Dev photos with faces large enough for dlib (chosen from ../shared/data/wider_dev; read in place).
+WEAK_BLUR_PHOTOS = [
+    "images/1--Handshaking/1_Handshaking_Handshaking_1_209.jpg",
+    "images/12--Group/12_Group_Team_Organized_Group_12_Group_Team_Organized_Group_12_889.jpg",
+    "images/28--Sports_Fan/28_Sports_Fan_Sports_Fan_28_643.jpg",
+]
+TWO_FACES = "images/4--Dancing/4_Dancing_Dancing_4_813.jpg"  # two ~110 px faces dlib finds
+
+
+def _gt(wider_gt: list[GroundTruth], wider_dir: Path, name: str) -> GroundTruth:
+    return next(g for g in wider_gt if g.image == wider_dir / name)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).copy()
+
+
+def _overlaps(a: tuple[int, int, int, int], b: np.ndarray, min_share: float = 0.3) -> bool:
+    """Whether xywh box a covers at least min_share of xywh box b."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return iw * ih >= min_share * bw * bh
+
+
+@pytest.mark.parametrize("name", WEAK_BLUR_PHOTOS)
+def test_a_weak_blur_is_reported_as_reidentifiable(wider_dir: Path, wider_gt: list[GroundTruth],
+                                                   tmp_path: Path, name: str) -> None:
+    import cv2
+
+    truth = _gt(wider_gt, wider_dir, name)
+    pixels = _pixels(truth.image)
+    for x, y, w, h in truth.boxes.astype(int):
+        pixels[y: y + h, x: x + w] = cv2.GaussianBlur(pixels[y: y + h, x: x + w], (7, 7), 0)
+    weak = tmp_path / "weak.jpg"
+    Image.fromarray(pixels).save(weak, quality=95)
+    report = audit_file(truth.image, weak)
+    matches = [f for f in report.findings if f.kind is FindingKind.MATCHABLE_FACE]
+    assert matches, report.summary()
+    for finding in matches:
+        assert finding.value is not None and finding.value < 0.6
+        assert any(_overlaps(finding.box, gt) for gt in truth.boxes), finding
+    assert not report.clean
+    assert report.to_json()["counts"]["reidentification"] == len(matches)
+
+
+def test_a_skipped_face_is_found_by_the_second_detector(wider_dir: Path, wider_gt: list[GroundTruth],
+                                                       tmp_path: Path) -> None:
+    truth = _gt(wider_gt, wider_dir, TWO_FACES)
+    good = tmp_path / "good.jpg"
+    redact_file(truth.image, good, Config())
+    clean = audit_file(truth.image, good)
+    assert not clean.by_check(Check.SECOND_DETECTOR), clean.summary()
+    # Put one face back: the redaction "skipped" it.
+    original, output = _pixels(truth.image), _pixels(good)
+    skipped = max(truth.boxes, key=lambda b: b[3]).astype(int)
+    x, y, w, h = skipped
+    pad_x, pad_y = w // 2, h // 2
+    region = (slice(max(0, y - pad_y), y + h + pad_y), slice(max(0, x - pad_x), x + w + pad_x))
+    output[region] = original[region]
+    bad = tmp_path / "skipped.jpg"
+    Image.fromarray(output).save(bad, quality=95)
+    report = audit_file(truth.image, bad)
+    found = [f for f in report.findings if f.kind is FindingKind.FACE_OUTSIDE_MASKS]
+    assert len(found) == 1, report.summary()
+    assert _overlaps(found[0].box, skipped, 0.5), (found[0].box, skipped)
+    assert found[0].check is Check.SECOND_DETECTOR and found[0].frame == 0
+
+
+def _with_exif(source: Path, target: Path) -> None:
+    with Image.open(source) as img:
+        exif = Image.Exif()
+        exif[0x010F] = "Canon"  # Make
+        exif[0x0110] = "Canon EOS 5D"  # Model
+        exif[0x0131] = "veil-test"  # Software: listed, not flagged
+        exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"  # DateTimeOriginal
+        exif.get_ifd(0x8769)[0xA431] = "123456789"  # BodySerialNumber
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2] = "N", (Fraction(52), Fraction(31), Fraction(0))
+        gps[3], gps[4] = "E", (Fraction(13), Fraction(24), Fraction(0))
+        img.save(target, exif=exif.tobytes(), quality=95)
+
+
+def test_gps_and_camera_metadata_are_reported(tmp_path: Path) -> None:
+    redacted = tmp_path / "redacted.jpg"
+    redact_file(EXAMPLE, redacted, Config())
+    tagged = tmp_path / "tagged.jpg"
+    _with_exif(redacted, tagged)
+    report = audit_file(EXAMPLE, tagged)
+    flags = {m.flag for m in report.metadata}
+    assert {MetadataFlag.GPS, MetadataFlag.TIME, MetadataFlag.CAMERA} <= flags
+    names = {m.name: m for m in report.metadata}
+    assert names["Software"].flag is None  # listed, not flagged
+    assert names["GPSLatitude"].flag is MetadataFlag.GPS
+    assert names["BodySerialNumber"].flag is MetadataFlag.CAMERA
+    meta = report.by_check(Check.METADATA)
+    assert {f.field for f in meta} >= {"GPS:GPSLatitude", "GPS:GPSLongitude", "EXIF:Make",
+                                      "EXIF:Model", "EXIF:DateTimeOriginal"}
+    assert not any("Software" in (f.field or "") for f in meta)
+    # veil's own output of the same picture carries no metadata at all.
+    assert audit_file(EXAMPLE, redacted).metadata == ()
+
+
+def test_veil_default_output_passes_and_blur_is_reversible(wider_dir: Path, tmp_path: Path) -> None:
+    source = wider_dir / WEAK_BLUR_PHOTOS[0]
+    solid = tmp_path / "solid.jpg"
+    redact_file(source, solid, Config())
+    report = audit_file(source, solid)
+    assert report.clean, report.summary()
+    assert report.faces and all(f.style is RegionStyle.SOLID for f in report.faces if f.region)
+    assert any(f.matchable for f in report.faces)  # the re-identification check really ran
+    blurred = tmp_path / "blur.jpg"
+    redact_file(source, blurred, Config(mask=MaskStyle.BLUR))
+    reversible = audit_file(source, blurred).by_check(Check.PIXELS)
+    masked = [f for f in report.faces if f.region]
+    assert len(reversible) == len(masked)
+    assert all(f.kind is FindingKind.REVERSIBLE_MASK and "blur" in f.message for f in reversible)
+
+
+def test_sizes_must_match(tmp_path: Path) -> None:
+    small = tmp_path / "small.jpg"
+    with Image.open(EXAMPLE) as img:
+        img.resize((img.width // 2, img.height // 2)).save(small)
+    from veil import InputError
+
+    with pytest.raises(InputError, match="pixel by pixel"):
+        audit_file(EXAMPLE, small)
+
+
+def test_video_is_refused_cleanly(tmp_path: Path) -> None:
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
+    with pytest.raises(UnsupportedMedia, match="video"):
+        audit_file(clip, clip)
+
+
+def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+    import sys
+
+    from veil import _models
+    from veil.audit import models
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now raises ImportError
+    with pytest.raises(ModelError, match=r"pip install 'veil\[audit\]'"):
+        models.require_models()
+    monkeypatch.undo()
+
+    real_version = importlib.metadata.version
+
+    def without_models(name: str) -> str:
+        if name == "face-recognition-models":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    _models.model_path.cache_clear()
+    monkeypatch.setattr(_models.importlib.metadata, "version", without_models)
+    try:
+        with pytest.raises(ModelError, match=r"pip install 'veil\[audit\]'"):
+            audit_file(EXAMPLE, EXAMPLE)
+    finally:
+        monkeypatch.undo()
+        _models.model_path.cache_clear()
+
+
+def test_cli_audit_exit_codes_and_json(wider_dir: Path, tmp_path: Path) -> None:
+    source = wider_dir / TWO_FACES
+    redacted = tmp_path / "r.jpg"
+    done = run_veil("redact", source, "-o", redacted, "--audit")
+    assert done.returncode == 0, done.stderr
+    assert "audit" in done.stderr and "clean" in done.stderr
+    clean = run_veil("audit", source, redacted)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "clean" in clean.stdout
+    report = tmp_path / "audit.json"
+    leaky = run_veil("audit", source, source, "--json", "--report", report)
+    assert leaky.returncode == 3, leaky.stderr
+    data = json.loads(leaky.stdout)
+    assert data == json.loads(report.read_text())
+    assert not data["clean"]
+    assert data["counts"]["pixels"] >= 1 and data["counts"]["reidentification"] >= 1
+    kinds = {f["kind"] for f in data["findings"]}
+    assert {"original_pixels", "matchable_face"} <= kinds
+
+
+def test_redact_audit_reports_kept_gps(tmp_path: Path) -> None:
+    source = tmp_path / "gps.jpg"
+    _with_exif(EXAMPLE, source)
+    report = tmp_path / "report.json"
+    done = run_veil("redact", source, "-o", tmp_path / "out.jpg", "--keep-metadata", "--keep-gps",
+                    "--audit", "--report", report)
+    assert done.returncode == 3, done.stderr
+    audit = json.loads(report.read_text())["files"][0]["audit"]
+    assert {f["field"] for f in audit["findings"] if f["check"] == "metadata"} >= {
+        "GPS:GPSLatitude", "EXIF:Make"}
+    assert audit["counts"]["pixels"] == 0 and audit["counts"]["reidentification"] == 0
