@@ -208,3 +208,18 @@ def test_review_command_refuses_missing_and_empty_folders(tmp_path: Path) -> Non
     (tmp_path / "empty").mkdir()
     empty = run_veil("review", tmp_path / "empty")
     assert empty.returncode == 1 and "no pictures found" in empty.stderr
+
+
+def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewServer, folder: Path) -> None:
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        regions = client.get("/api/files/0/regions").json()
+        first = regions["regions"][0]["mask"]
+        line = {"path": "a.png", "frame": 0, "width": 160, "height": 120,
+                "faces": [{"mask": first, "keep": True}]}
+        plan = json.dumps(line) + "\n" + json.dumps({"add": [100, 90, 20, 20]}) + "\n"
+        answer = client.post("/api/files/0/plan", content=plan)
+        assert answer.status_code == 200, answer.text
+        by_action = sorted((r["action"], r["added"]) for r in answer.json()["regions"])
+        assert by_action == [("keep", False), ("mask", False), ("mask", True)]
+        other = client.post("/api/files/0/plan", content=json.dumps({**line, "path": "b.png"}))
+        assert other.status_code == 400 and "says nothing about a.png" in other.json()["error"]
