@@ -83,7 +83,8 @@ def test_bomb_is_refused_before_allocating(tmp_path: Path) -> None:
         "from veil import InputError\n"
         f"try:\n    read_image(__import__('pathlib').Path({str(bomb)!r}))\n"
         "except InputError as e:\n    print('refused', e)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM is this process's own peak RSS (ru_maxrss would include the forking parent's).
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "refused" in out and "decompression bomb" in out
