@@ -33,7 +33,7 @@ def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48)
                time_base: Fraction = Fraction(1, 30000), pts: list[int] | None = None,
                rate: Fraction = Fraction(30000, 1001), rotation: int = 0, pix_fmt: str = "yuv420p",
                audio: bool = True, tags: dict[str, str] | None = None, fmt: str | None = None,
-               codec: str = "libx264", attachment: bool = False) -> Path:
+               codec: str = "libx264", attachment: bool = False, texture: bool = False) -> Path:
     """A small clip: a gradient with a white 8x8 marker at the stored top-left, and a sine tone."""
     width, height = size
     pts = pts if pts is not None else [round(i / rate / time_base) for i in range(frames)]
@@ -57,6 +57,8 @@ def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48)
             img = np.zeros((height, width, 3), np.uint8)
             img[..., 0] = np.linspace(40, 200, width, dtype=np.uint8)[None, :]
             img[..., 1] = (i * 9) % 200
+            if texture:  # fine detail that any mask style must destroy
+                img[..., 2] = np.random.default_rng(i).integers(0, 256, (height, width), dtype=np.uint8)
             img[:8, :8] = 255
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
             f.pts, f.time_base = p, time_base
@@ -382,3 +384,32 @@ def test_sigkill_mid_file_leaves_no_output_and_input_unchanged(tmp_path: Path) -
     # What SIGKILL cannot clean up: the hidden temporary file beside the target, never at it.
     leftovers = [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
     assert all(p.name.startswith(".") for p in leftovers)
+
+
+@pytest.mark.parametrize("shape", ["box", "ellipse"])
+def test_yuv_painting_covers_exactly_the_planned_pixels(shape: str) -> None:
+    from veil._types import MaskShape, MaskStyle
+    from veil.media.video import paint_yuv420
+    from veil.redact import coverage_mask
+
+    image = av.VideoFrame.from_ndarray(np.full((41, 63, 3), 200, np.uint8), format="rgb24").reformat(format="yuv420p")
+    plan = MaskPlan(np.array([[3, 5, 20, 30], [40, 0, 63, 41]]), MaskShape(shape))
+    paint_yuv420(image, plan, MaskStyle.SOLID)
+    luma = np.frombuffer(image.planes[0], np.uint8).reshape(-1, image.planes[0].line_size)[:41, :63]
+    covered = coverage_mask(plan, 41, 63)
+    assert np.all(luma[covered] == 16)
+    assert np.all(luma[~covered] > 100)
+    rgb = image.to_ndarray(format="rgb24")
+    assert rgb[covered].max() < 12  # black, chroma included, to the region's edge
+
+
+@pytest.mark.parametrize("mask,shape", [("noise", "ellipse"), ("mosaic", "box"), ("blur", "ellipse")])
+def test_every_mask_style_through_the_video_pipeline(tmp_path: Path, mask: str, shape: str) -> None:
+    src = write_clip(tmp_path / "s.mp4", size=(96, 64), audio=False, texture=True)
+    out = tmp_path / "out.mp4"
+    config = Config(mask=mask, shape=shape, margin_x=0, margin_top=0, margin_bottom=0)  # type: ignore[arg-type]
+    redact_video_file(src, out, config, detector=StaticDetector([(30, 20, 62, 52)]))
+    before, after = decoded(src), decoded(out)
+    assert len(after) == len(before)
+    centre = (slice(30, 42), slice(40, 52))
+    assert np.abs(after[0][centre].astype(int) - before[0][centre].astype(int)).mean() > 10

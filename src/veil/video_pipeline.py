@@ -41,7 +41,6 @@ from .detect.base import Detector
 from .detect.faces import DetectorSettings, FaceDetector, preset_settings
 from .media.video import Frame, VideoReader, VideoWriter
 from .plan import clip_regions, expand_boxes
-from .redact import apply_masks
 from .track import TrackedFrame, Tracker, TrackerSettings
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -246,10 +245,11 @@ def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[Fac
 
 def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
                    detect: VideoDetectSettings, rate: float | None,
-                   plan: PlanHook | None = None) -> Iterator[PlannedFrame]:
+                   plan: PlanHook | None = None, prescale: int = 0) -> Iterator[PlannedFrame]:
     """Detect on every k-th frame and the last, track, plan; yield frames in order with their masks.
 
-    Holds back at most the tracker's look-ahead plus one frame.
+    `prescale` > 0 hands the detector frames already scaled to that longer side (one swscale
+    pass) and maps its boxes back. Holds back at most the tracker's look-ahead plus one frame.
     """
     tracker = Tracker(tracker_settings(config, rate, detect.detect_every))
     held: collections.deque[Frame] = collections.deque()
@@ -257,14 +257,19 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
 
     def push(frame: Frame, last: bool) -> Iterator[PlannedFrame]:
         run = last or frame.index % detect.detect_every == 0
-        found = detector(frame.pixels) if run else None
+        found = None
+        if run:
+            pixels, sx, sy = frame.scaled_pixels(prescale) if prescale else (frame.pixels, 1.0, 1.0)
+            found = detector(pixels)
+            if (sx, sy) != (1.0, 1.0):
+                found = found.scaled(sx, sy)
         held.append(frame)
         for tracked in tracker.push(frame.index, found):
             yield _finish(held.popleft(), tracked)
 
     def _finish(frame: Frame, tracked: TrackedFrame) -> PlannedFrame:
         assert frame.index == tracked.index
-        height, width = frame.pixels.shape[:2]
+        width, height = frame.size
         computed, rows = _plan_rows(tracked, width, height, config)
         final = plan.regions_for(frame.index, computed, width, height) if plan is not None else computed
         return PlannedFrame(frame, final, _records(rows, computed, final))
@@ -279,12 +284,13 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
         yield _finish(held.popleft(), tracked)
 
 
-def _detector(config: Config, detector: Detector | None,
-              settings: VideoDetectSettings | None = None) -> tuple[Detector, VideoDetectSettings]:
+def _detector(config: Config, detector: Detector | None, settings: VideoDetectSettings | None = None
+              ) -> tuple[Detector, VideoDetectSettings, int]:
+    """The detector, its video settings, and the size frames may be pre-scaled to for it."""
     settings = settings or video_detect_settings(config)
-    if detector is None:
-        detector = _video_detector(settings.detector, config.threads)
-    return detector, settings
+    if detector is not None:
+        return detector, settings, 0  # a caller's detector gets full frames
+    return _video_detector(settings.detector, config.threads), settings, settings.detector.max_side
 
 
 # -- public entry points ---------------------------------------------------------------------------
@@ -293,12 +299,13 @@ def scan_video_file(path: Path, config: Config = Config(), detector: Detector | 
                     plan: PlanHook | None = None) -> Iterator[FrameScan]:
     """Yield one FrameScan per frame (with its time and each face's track); writes nothing."""
     path = Path(path)
-    detector, settings = _detector(config, detector)
+    detector, settings, prescale = _detector(config, detector)
     with VideoReader(path) as reader:
         decoder = _Producer(reader.frames, "veil-decode")
         try:
             for planned in planned_frames(decoder, detector, config, settings,
-                                          float(reader.info.rate) if reader.info.rate else None, plan):
+                                          float(reader.info.rate) if reader.info.rate else None, plan,
+                                          prescale):
                 f = planned.frame
                 yield FrameScan(path, f.index, reader.info.width, reader.info.height, planned.faces, f.time)
         finally:
@@ -346,7 +353,7 @@ def redact_video_file(path: Path, target: Path, config: Config, *, overwrite: bo
     """
     started = time.perf_counter()
     path, target = Path(path), Path(target)
-    detector, settings = _detector(config, detector, detect_settings)
+    detector, settings, prescale = _detector(config, detector, detect_settings)
     tally = _Tally()
     with VideoReader(path) as reader:
         info = reader.info
@@ -361,14 +368,13 @@ def redact_video_file(path: Path, target: Path, config: Config, *, overwrite: bo
                 def encode(item: PlannedFrame) -> None:
                     while audio:
                         writer.write_audio(audio.popleft())
-                    masked = apply_masks(item.frame.pixels, item.plan, config.mask)
-                    writer.write(masked, item.frame.pts, item.frame.time_base)
+                    writer.write(item.frame, item.plan, config.mask)
 
                 encoder = _Consumer(encode, "veil-encode")
                 try:
                     for planned in planned_frames(decoder, detector, config, settings,
                                                   float(info.rate) if info.rate else None,
-                                                  plan):  # type: ignore[arg-type]
+                                                  plan, prescale):  # type: ignore[arg-type]
                         encoder.put(planned)
                         tally.add(planned)
                         if progress is not None:

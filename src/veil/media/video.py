@@ -13,6 +13,7 @@ base allows it (Matroska/WebM store milliseconds, as the input did if it was Mat
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -24,10 +25,12 @@ from typing import Any
 import av
 import av.error
 import av.logging
+import av.video.frame
 import numpy as np
 
 from .._errors import InputError, RedactionError
-from .._types import Config
+from .._types import Config, MaskPlan, MaskStyle
+from ..redact import apply_masks, region_mask
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +67,56 @@ class VideoInfo:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One decoded frame: upright RGB pixels and its exact presentation time."""
+    """One decoded frame and its exact presentation time; RGB pixels are made only when asked.
+
+    Most frames are never converted to RGB: the detector skips them and a solid or noise mask is
+    painted straight into the YUV planes, which also leaves unmasked pixels bit-exact.
+    """
 
     index: int
     pts: int
     time_base: Fraction
-    pixels: np.ndarray  # (H, W, 3) uint8, upright
+    image: Any  # the decoded av.VideoFrame, as stored (not rotated)
+    rotation: int = 0  # degrees counterclockwise to turn the stored picture upright
 
     @property
     def time(self) -> float:
         return float(self.pts * self.time_base)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the upright picture."""
+        w, h = self.image.width, self.image.height
+        return (h, w) if self.rotation in (90, 270) else (w, h)
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of the upright picture."""
+        return _turn(self.image.to_ndarray(format="rgb24"), self.rotation)
+
+    def scaled_pixels(self, max_side: int) -> tuple[np.ndarray, float, float]:
+        """Upright RGB with its longer side at most `max_side`, and the (sx, sy) back to full size.
+
+        Scaling and colour conversion happen in one swscale pass, far cheaper than converting
+        the whole frame and resizing afterwards.
+        """
+        width, height = self.image.width, self.image.height
+        longest = max(width, height)
+        if not max_side or longest <= max_side:
+            return self.pixels, 1.0, 1.0
+        scale = max_side / longest
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        small = self.image.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
+        pixels = _turn(small.to_ndarray(), self.rotation)
+        if self.rotation in (90, 270):
+            return pixels, height / h, width / w
+        return pixels, width / w, height / h
+
+
+def _turn(pixels: np.ndarray, rotation: int) -> np.ndarray:
+    if not rotation:
+        return pixels
+    return np.ascontiguousarray(np.rot90(pixels, k=rotation // 90))
 
 
 class _DecoderErrors(logging.Handler):
@@ -249,7 +292,7 @@ class VideoReader:
                         # Duplicate or backwards timestamps (broken muxers): keep order and count.
                         pts = last_pts + 1
                     last_pts = pts
-                    yield Frame(index, pts, self.info.time_base, self._upright(frame))
+                    yield Frame(index, pts, self.info.time_base, frame, self.info.rotation)
                     index += 1
         except av.error.FFmpegError as exc:
             raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
@@ -269,12 +312,6 @@ class VideoReader:
             raise RedactionError(f"damaged video data near frame {index} (the decoder could only "
                                  f"conceal it){detail}", self.path)
 
-    def _upright(self, frame: Any) -> np.ndarray:
-        pixels = frame.to_ndarray(format="rgb24")
-        if self.info.rotation:
-            pixels = np.ascontiguousarray(np.rot90(pixels, k=self.info.rotation // 90))
-        return pixels
-
     def close(self) -> None:
         self._container.close()
 
@@ -289,6 +326,44 @@ def _pts_step(info: VideoInfo) -> int:
     if info.rate:
         return max(1, int(round(1 / (info.rate * info.time_base))))
     return 1
+
+
+def _plane(image: Any, index: int, height: int, width: int) -> np.ndarray:
+    plane = image.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+def paint_yuv420(image: Any, plan: MaskPlan, style: MaskStyle,
+                 rng: np.random.Generator | None = None) -> None:
+    """Mask regions in place in a writable yuv420p frame (limited range).
+
+    Luma is replaced on exactly the pixels `redact.coverage_mask` marks; chroma on every 2x2 block
+    touching them, so no colour of the face survives at the region's edge either.
+    """
+    rng = rng or np.random.default_rng()
+    height, width = image.height, image.width
+    luma = _plane(image, 0, height, width)
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    chroma = (_plane(image, 1, ch, cw), _plane(image, 2, ch, cw))
+    for i, (x0, y0, x1, y1) in enumerate(plan.boxes.tolist()):
+        if x1 <= x0 or y1 <= y0:
+            continue
+        inside = region_mask(plan, i)
+        patch = luma[y0:y1, x0:x1]
+        if style is MaskStyle.SOLID:
+            patch[inside] = 16  # black in limited range
+        else:
+            patch[inside] = rng.integers(16, 236, int(inside.sum()), dtype=np.uint8)
+        cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, (x1 + 1) // 2, (y1 + 1) // 2
+        grid = np.zeros((2 * (cy1 - cy0), 2 * (cx1 - cx0)), bool)
+        grid[y0 - 2 * cy0:y1 - 2 * cy0, x0 - 2 * cx0:x1 - 2 * cx0] = inside
+        block = grid.reshape(cy1 - cy0, 2, cx1 - cx0, 2).any(axis=(1, 3))
+        for plane in chroma:
+            region = plane[cy0:cy1, cx0:cx1]
+            if style is MaskStyle.SOLID:
+                region[block] = 128
+            else:
+                region[block] = rng.integers(16, 241, int(block.sum()), dtype=np.uint8)
 
 
 def output_format(target: Path) -> str:
@@ -341,8 +416,10 @@ class VideoWriter:
             options = dict(VP9_OPTIONS, crf=str(min(63, round(config.quality * 63 / 51))))
             stream = self._container.add_stream("libvpx-vp9", rate=rate, options=options)
         else:
+            # a53cc=0: never pass closed captions from the source's frames into the output.
             stream = self._container.add_stream(
-                "libx264", rate=rate, options={"crf": str(config.quality), "preset": X264_PRESET})
+                "libx264", rate=rate,
+                options={"crf": str(config.quality), "preset": X264_PRESET, "a53cc": "0"})
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
         # The input's time base on both the codec and the stream: pts pass through unrounded.
         stream.time_base = info.time_base
@@ -351,11 +428,19 @@ class VideoWriter:
         stream.metadata.clear()
         return stream
 
-    def write(self, pixels: np.ndarray, pts: int, time_base: Fraction) -> None:
-        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        frame.pts = pts
-        frame.time_base = time_base
-        self._mux(self._video.encode(frame))
+    def write(self, frame: Frame, plan: MaskPlan, style: MaskStyle) -> None:
+        """Mask `frame` as planned and encode it with its original timestamp."""
+        if frame.rotation == 0 and style in (MaskStyle.SOLID, MaskStyle.NOISE):
+            image = frame.image.reformat(format="yuv420p")  # the same frame if it already is
+            if len(plan):
+                image.make_writable()  # never paint into a buffer the decoder still references
+                paint_yuv420(image, plan, style)
+        else:
+            image = av.VideoFrame.from_ndarray(apply_masks(frame.pixels, plan, style), format="rgb24")
+        image.pts = frame.pts
+        image.time_base = frame.time_base
+        image.pict_type = av.video.frame.PictureType.NONE  # let x264 choose; don't copy the source's
+        self._mux(self._video.encode(image))
 
     def write_audio(self, packet: Any) -> None:
         out = self._audio.get(packet.stream.index)
