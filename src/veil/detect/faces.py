@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -11,41 +11,75 @@ import numpy as np
 from .._errors import ModelError
 from .._models import CENTERFACE, model_path
 from .._types import DetectPreset, Detections
-from .nms import nms
+from .nms import iou_matrix, nms
 
 # CenterFace predicts on a stride-4 grid and its backbone downsamples by 32, so inputs are padded
 # (never stretched) to a multiple of 32.
 _STRIDE = 32
 
 
+# Face-height edges (frame pixels) of the score-threshold tiers: the README's size buckets.
+SIZE_EDGES: tuple[float, ...] = (16.0, 32.0, 64.0)
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
-    """How hard the detector looks: which scales, tiles and flips it runs and what it keeps."""
+    """How hard the detector looks: which scales, tiles and flips it runs and what it keeps.
 
-    threshold: float = 0.2
-    scales: tuple[float, ...] = (1.0,)  # image scale factors; 2.0 looks for faces under ~16 px
+    thresholds hold one score threshold per detected face height (frame pixels): < 16, 16-32,
+    32-64 and >= 64 px. Small faces get low thresholds because CenterFace scores them low and a
+    false mask on a small box costs little image area; large false boxes cost a lot, so they need
+    more evidence (measured in benchmarks/eval_recall.py on WIDER dev photos).
+    """
+
+    thresholds: tuple[float, float, float, float] = (0.2, 0.2, 0.2, 0.2)
+    scales: tuple[float, ...] = (1.0,)  # image scale factors; 1.5-2.0 look for faces under ~16 px
     max_side: int = 0  # if > 0, the image is first downscaled so its longer side is at most this
     large_face_side: int = 640  # an extra pass at this longer side finds faces too big for the net
     tile: int = 1536  # a scaled image larger than this on a side is cut into overlapping tiles
     tile_overlap: int = 192
-    flip: bool = False  # also run on the mirrored image (test-time augmentation)
+    # Also run on the mirrored image (test-time augmentation). A box's score becomes the mean of its
+    # best match in each view, so a face seen twice outranks a texture seen once.
+    flip: bool = False
     nms_iou: float = 0.4
 
+    def __post_init__(self) -> None:
+        thresholds = tuple(float(t) for t in self.thresholds)
+        if len(thresholds) != len(SIZE_EDGES) + 1 or not all(0.0 < t < 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be {len(SIZE_EDGES) + 1} scores in (0, 1), got {thresholds}")
+        object.__setattr__(self, "thresholds", thresholds)
 
+    @property
+    def threshold(self) -> float:
+        """The lowest score any face can be kept at."""
+        return min(self.thresholds)
+
+    def keep(self, detections: Detections) -> np.ndarray:
+        """Boolean mask of detections whose score reaches their size tier's threshold."""
+        tier = np.searchsorted(np.asarray(SIZE_EDGES), detections.heights, side="right")
+        return detections.scores >= np.asarray(self.thresholds, np.float32)[tier]
+
+
+# Measured with benchmarks/eval_recall.py on ../shared/data/wider_dev (see the README's recall table).
 _PRESETS: dict[DetectPreset, DetectorSettings] = {
-    DetectPreset.FAST: DetectorSettings(threshold=0.25, max_side=960, large_face_side=0),
-    DetectPreset.BALANCED: DetectorSettings(threshold=0.2),
-    DetectPreset.THOROUGH: DetectorSettings(threshold=0.15, scales=(1.0, 2.0), flip=True),
+    # One pass with the longer side at 640 px: about a seventh of balanced's work. Low thresholds for
+    # small boxes cost little area and recover crowds.
+    DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
+                                        large_face_side=0),
+    # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
+    # pass for faces too big for the net at that scale.
+    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,)),
+    # Adds the full-resolution pass and lowers the thresholds of large boxes: more masked area for
+    # the hard, blurred and occluded faces >= 32 px.
+    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5)),
 }
 
 
 def preset_settings(preset: DetectPreset | str, threshold: float | None = None) -> DetectorSettings:
-    """The settings of a named preset, optionally with the score threshold overridden."""
+    """The settings of a named preset; a threshold given replaces every size tier's calibrated one."""
     settings = _PRESETS[DetectPreset(preset)]
     if threshold is not None:
-        from dataclasses import replace
-
-        settings = replace(settings, threshold=threshold)
+        settings = replace(settings, thresholds=(threshold,) * len(settings.thresholds))
     return settings
 
 
@@ -116,25 +150,34 @@ class FaceDetector:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
         s = self.settings
         height, width = frame.shape[:2]
+        parts = [self._detect_pass(frame, scale) for scale in self.passes(width, height)]
+        merged = Detections.concat(parts)
+        merged = merged[s.keep(merged)] if len(merged) else merged
+        if len(merged) == 0:
+            return merged
+        keep = nms(merged.boxes, merged.scores, s.nms_iou)
+        return merged[keep]
+
+    def passes(self, width: int, height: int) -> list[float]:
+        """The image scales this detector runs on a frame of this size, smallest first."""
+        s = self.settings
         base = 1.0
         if s.max_side and max(height, width) > s.max_side:
             base = s.max_side / max(height, width)
-        parts: list[Detections] = []
         passes = sorted({base * scale for scale in s.scales})
         if s.large_face_side and max(height, width) > s.large_face_side * 1.25:
             large = s.large_face_side / max(height, width)
             if all(abs(large - p) > 1e-6 for p in passes):
                 passes.insert(0, large)
-        for scale in passes:
-            parts.append(self._detect_scaled(frame, scale))
-            if s.flip:
-                flipped = self._detect_scaled(np.ascontiguousarray(frame[:, ::-1]), scale)
-                parts.append(_unflip(flipped, width))
-        merged = Detections.concat(parts)
-        if len(merged) == 0:
-            return merged
-        keep = nms(merged.boxes, merged.scores, s.nms_iou)
-        return merged[keep]
+        return passes
+
+    def _detect_pass(self, frame: np.ndarray, scale: float) -> Detections:
+        """One scale, and with flip on its mirror too, the two views' scores fused."""
+        found = self._detect_scaled(frame, scale)
+        if not self.settings.flip:
+            return found
+        mirrored = self._detect_scaled(np.ascontiguousarray(frame[:, ::-1]), scale)
+        return fuse_views([found, _unflip(mirrored, frame.shape[1])])
 
     def _detect_scaled(self, frame: np.ndarray, scale: float) -> Detections:
         height, width = frame.shape[:2]
@@ -163,7 +206,10 @@ class FaceDetector:
         blob[0, :, :h, :w] = image.transpose(2, 0, 1)
         with self._lock:  # one session is shared; onnxruntime parallelises inside the call
             heatmap, scale, offset, lms = self._session.run(None, {"input.1": blob})
-        return _decode(heatmap, scale, offset, lms, w, h, self.settings.threshold)
+        # With flip, a view keeps boxes down to half the lowest threshold, so that a face scored just
+        # under it in one view still adds its evidence to the fused score.
+        floor = self.settings.threshold / 2 if self.settings.flip else self.settings.threshold
+        return _decode(heatmap, scale, offset, lms, w, h, floor)
 
 
 def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray,
@@ -186,6 +232,24 @@ def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.
     landmarks[:, 1::2] = lms[0][0::2][:, ys, xs].T * bh[:, None] + (cy - bh / 2)[:, None]
     keep = nms(boxes, score, 0.3)
     return Detections(boxes[keep], score[keep].astype(np.float32), landmarks[keep])
+
+
+def fuse_views(views: list[Detections], match_iou: float = 0.4) -> Detections:
+    """Every box of every view, scored by the mean over views of its best match there (0 if none).
+
+    A face found in the image and its mirror keeps about its score; a one-view blip is halved.
+    """
+    merged = Detections.concat(views)
+    if len(merged) == 0:
+        return merged
+    fused = np.zeros(len(merged), np.float64)
+    for view in views:
+        if len(view) == 0:
+            continue
+        ious = iou_matrix(merged.boxes, view.boxes)
+        fused += np.where(ious >= match_iou, view.scores[None, :], 0.0).max(axis=1)
+    return Detections(merged.boxes, (fused / len(views)).astype(np.float32), merged.landmarks,
+                      merged.track_ids, merged.sources)
 
 
 def _unflip(found: Detections, width: int) -> Detections:

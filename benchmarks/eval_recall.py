@@ -1,0 +1,103 @@
+"""Recall table: each detect preset and deface 1.5.0's defaults, scored by veil's harness on the same photos.
+
+    .venv/bin/python benchmarks/eval_recall.py                      # all presets + deface, 183 dev photos
+    .venv/bin/python benchmarks/eval_recall.py --presets balanced --limit 40
+
+Prints a Markdown table (covered recall and IoU-0.5 recall per face-height bucket, precision, masked
+area over annotated face area, images/second of detection + planning), throughput ratios against
+balanced and deface measured in this same run, and whether each preset meets its targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from veil._types import Config, DetectPreset  # noqa: E402
+from veil.evaluate import EvalReport, evaluate, format_table, read_annotations  # noqa: E402
+
+DEFAULT_GT = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
+
+# The issue's targets: (bucket, minimum covered recall) and the area budget where one is set.
+TARGETS: dict[str, tuple[list[tuple[str, float]], float | None]] = {
+    "balanced": ([(">=32", 0.98), ("16-32", 0.95), ("<16", 0.80)], 3.0),
+    "thorough": ([(">=32", 0.99), ("<16", 0.88)], None),
+}
+
+
+def check(report: EvalReport) -> str:
+    if report.label not in TARGETS:
+        return ""
+    wanted, area = TARGETS[report.label]
+    notes = []
+    for bucket, minimum in wanted:
+        got = report.bucket(bucket).covered_recall
+        notes.append(f"covered {bucket} {got:.3f} {'>=' if got >= minimum else '< '} {minimum}")
+    if area is not None:
+        notes.append(f"area {report.area_ratio:.2f}x {'<=' if report.area_ratio <= area else '> '} {area}x")
+    ok = all(report.bucket(b).covered_recall >= m for b, m in wanted) and (
+        area is None or report.area_ratio <= area)
+    return f"{report.label}: {'meets' if ok else 'MISSES'} its targets ({'; '.join(notes)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--annotations", type=Path, default=DEFAULT_GT)
+    parser.add_argument("--images", type=Path, default=None, help="default: the annotations' folder")
+    parser.add_argument("--presets", default="fast,balanced,thorough")
+    parser.add_argument("--no-deface", action="store_true", help="skip the deface comparison rows")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    if not args.annotations.is_file():
+        print(f"no annotations at {args.annotations}", file=sys.stderr)
+        return 2
+    truths = read_annotations(args.annotations)
+    if args.limit:
+        truths = truths[:args.limit]
+    images = args.images or args.annotations.parent
+
+    reports: list[EvalReport] = []
+    for name in [p for p in args.presets.split(",") if p]:
+        preset = DetectPreset(name)
+        print(f"scoring {preset.value} on {len(truths)} images ...", file=sys.stderr, flush=True)
+        reports.append(evaluate(truths, images, Config(detect=preset, threads=args.threads),
+                                label=preset.value))
+    if not args.no_deface:
+        import deface_baseline
+
+        if deface_baseline.available():
+            for ellipse, label in ((True, "deface 1.5.0 defaults (ellipse)"),
+                                   (False, "deface 1.5.0 defaults, --boxes")):
+                print(f"scoring {label} ...", file=sys.stderr, flush=True)
+                reports.append(evaluate(truths, images, predictor=deface_baseline.DefaceDefaults(ellipse),
+                                        label=label))
+        else:
+            print("deface is not installed: no comparison rows", file=sys.stderr)
+
+    print(format_table(reports))
+    print()
+    by_label = {r.label: r for r in reports}
+    for base in ("balanced", "deface 1.5.0 defaults (ellipse)"):
+        if base in by_label:
+            ratios = ", ".join(f"{r.label} {r.frames_per_second / by_label[base].frames_per_second:.2f}x"
+                               for r in reports if r.label != base)
+            print(f"throughput relative to {base}: {ratios}")
+    for r in reports:
+        line = check(r)
+        if line:
+            print(line)
+    if args.json:
+        args.json.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
