@@ -1,7 +1,7 @@
 """Video review: one background pass decodes, detects and tracks, keeping previews and each frame's regions.
 
-The pass is the video pipeline's own (`planned_frames`: detector every k-th frame, tracker in
-between), so the regions shown are the ones export will compute again. Previews are JPEGs kept in
+Regions come from the video pipeline's public `scan_video_file` (detector every k-th frame,
+tracker in between), so the regions shown are the ones export computes again before the plan. Previews are JPEGs kept in
 memory only (never on disk: they show people's faces); long videos keep every n-th frame.
 """
 
@@ -36,6 +36,8 @@ class VideoAnalysis:
     """Progress and results of one video's review pass; read by request threads under `lock`."""
 
     state: str = "analysing"  # analysing | ready | failed
+    phase: str = "reading"  # reading (decoding previews) | scanning (detect and track)
+    read: int = 0
     done: int = 0
     total: int | None = None
     width: int = 0
@@ -50,7 +52,8 @@ class VideoAnalysis:
 
     def status(self) -> dict[str, Any]:
         with self.lock:
-            out: dict[str, Any] = {"state": self.state, "done": self.done, "total": self.total,
+            out: dict[str, Any] = {"state": self.state, "phase": self.phase, "read": self.read,
+                                   "done": self.done, "total": self.total,
                                    "width": self.width, "height": self.height, "rate": self.rate,
                                    "error": self.error}
             if self.state == "ready":
@@ -76,12 +79,11 @@ def _jpeg(pixels: Any) -> bytes:
 
 
 def analyse(path: Path, config: Config, detector: Detector | None, analysis: VideoAnalysis) -> None:
-    """Decode, detect and track the whole video once (run in a thread); fills `analysis`."""
+    """Read the video once for previews, then scan it as export will (run in a thread)."""
     from ..media.video import VideoReader
-    from ..video_pipeline import _detector, planned_frames
+    from ..video_pipeline import scan_video_file
 
     try:
-        run_detector, settings = _detector(config, detector)
         with VideoReader(path) as reader:
             info = reader.info
             step = max(1, math.ceil((info.frames or 0) / PREVIEW_FRAMES))
@@ -90,21 +92,21 @@ def analyse(path: Path, config: Config, detector: Detector | None, analysis: Vid
                 analysis.total = info.frames
                 analysis.rate = float(info.rate) if info.rate else None
                 analysis.step = step
-
-            def frames() -> Any:
-                for frame in reader.frames():
-                    if frame.index % step == 0:
-                        data = _jpeg(frame.pixels)
-                        with analysis.lock:
-                            analysis.previews[frame.index] = data
-                    yield frame
-
-            for planned in planned_frames(frames(), run_detector, config, settings, analysis.rate, None):
-                row = [[*f.mask, f.track, round(f.score, 4), int(f.source)] for f in planned.faces]
-                with analysis.lock:
-                    analysis.regions.append(row)  # type: ignore[arg-type]
-                    analysis.times.append(round(planned.frame.time, 6))
-                    analysis.done = len(analysis.regions)
+            for frame in reader.frames():
+                if frame.index % step == 0:
+                    data = _jpeg(frame.pixels)
+                    with analysis.lock:
+                        analysis.previews[frame.index] = data
+                        analysis.read = frame.index + 1
+        with analysis.lock:
+            analysis.phase = "scanning"
+        # The public scan is exactly what export computes before applying the plan.
+        for scan in scan_video_file(path, config, detector):
+            row = [[*f.mask, f.track, round(f.score, 4), int(f.source)] for f in scan.faces]
+            with analysis.lock:
+                analysis.regions.append(row)  # type: ignore[arg-type]
+                analysis.times.append(round(scan.time or 0.0, 6))
+                analysis.done = len(analysis.regions)
         with analysis.lock:
             analysis.state = "ready"
     except VeilError as exc:

@@ -135,7 +135,9 @@ async function openVideo(id) {
     while (data.state === "analysing") {
       if (state.current !== id) return;
       const of = data.total ? ` of about ${data.total}` : "";
-      setStatus(`Finding and following faces through the video… frame ${data.done}${of}`);
+      setStatus(data.phase === "reading"
+        ? `Reading the video… frame ${data.read}${of}`
+        : `Finding and following faces through the video… frame ${data.done}${of}`);
       await sleep(400);
       data = await api(`/api/files/${id}/video`);
     }
