@@ -13,7 +13,7 @@ from PIL import Image
 from helpers import run_veil
 
 from conftest import EXAMPLE, GroundTruth
-from veil import Config, MaskStyle, ModelError, UnsupportedMedia, redact_file
+from veil import Config, MaskStyle, ModelError, redact_file
 from veil.audit import FindingKind, MetadataFlag, audit_file
 from veil.audit.report import Check, RegionStyle
 
@@ -150,11 +150,13 @@ def test_sizes_must_match(tmp_path: Path) -> None:
         audit_file(EXAMPLE, small)
 
 
-def test_video_is_refused_cleanly(tmp_path: Path) -> None:
+def test_a_still_cannot_be_audited_against_a_video(tmp_path: Path) -> None:
+    from veil import InputError
+
     clip = tmp_path / "a.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
-    with pytest.raises(UnsupportedMedia, match="video"):
-        audit_file(clip, clip)
+    with pytest.raises(InputError, match="is a video but the original is an image"):
+        audit_file(EXAMPLE, clip)
 
 
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import InputError, UnsupportedMedia
+from .._errors import InputError
 from .._types import Config, Detections, MaskPlan
 from ..detect.base import Detector
 from ..media.image import read_image
@@ -106,11 +106,15 @@ def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
 
 def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Config(), *,
                 detector: Detector | None = None, detections: Detections | None = None,
+                regions: MaskPlan | None = None,
                 second_detector: SecondDetector = SecondDetector.HOG,
-                frame: int = 0) -> FrameAudit:
+                frame: int = 0, first_face: int = 0) -> FrameAudit:
     """Run the pixel, second-detector and re-identification checks on one pair of RGB frames.
 
     `detections` are veil's faces in the original; without them veil's detector runs on it.
+    `regions` are their mask regions, one per detection (a video's tracked plan); without them
+    they are planned from the detections with the config's margins. Faces are numbered from
+    `first_face` in findings (a video numbers them across frames).
     """
     if original.shape != output.shape:
         raise ValueError(f"frame sizes differ: {original.shape} vs {output.shape}")
@@ -121,7 +125,9 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
         from ..pipeline import detector_for
 
         detections = (detector or detector_for(config))(original)
-    plan = veil_regions(detections, width, height, config)
+    plan = regions if regions is not None else veil_regions(detections, width, height, config)
+    if len(plan) != len(detections):
+        raise ValueError(f"{len(plan)} regions for {len(detections)} detections")
     seconds["veil_scan"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -142,6 +148,7 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     pairs = _match(detections.boxes, dlib_original)
     dlib_of = {v: d for d, v in pairs.items()}
     align_boxes: list[tuple[int, int, int, int]] = []
+    ideal_regions: list[tuple[int, int, int, int]] = []  # what a perfect mask would fill
     measured: list[int] = []
     faces: list[dict[str, object]] = []
     for i in range(len(detections)):
@@ -152,23 +159,30 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
         if has_dlib or float(box[3] - box[1]) >= MIN_FACE_PX:
             align_boxes.append(alignment_box(dlib_original[dlib_of[i]], False) if has_dlib
                                else alignment_box(box, True))
+            ideal_regions.append(tuple(int(v) for v in plan.boxes[i]))  # type: ignore[arg-type]
             measured.append(len(faces) - 1)
     for j in range(len(dlib_original)):
         if j not in pairs:
             faces.append({"box": _xywh(dlib_original[j]), "region": None, "found_by": "dlib",
                           "verdict": None})
             align_boxes.append(alignment_box(dlib_original[j], False))
+            ideal_regions.append(tuple(int(v) for v in clip_regions(  # type: ignore[arg-type]
+                expand_boxes(dlib_original[j: j + 1].astype(np.float32), config),
+                width, height, config.min_mask_px)[0]))
             measured.append(len(faces) - 1)
 
     started = time.perf_counter()
-    matches = match_faces(original, output, align_boxes)
+    matches = match_faces(original, output, align_boxes, ideal_regions)
     seconds["reidentification"] = time.perf_counter() - started
+    measured = [first_face + i for i in measured]
     distance_of = {i: float(d) for i, d in zip(measured, matches.distances) if np.isfinite(d)}
     matchable_of = dict(zip(measured, (bool(m) for m in matches.matchable)))
+    matched_of = dict(zip(measured, (bool(m) for m in matches.matched)))
+    ideal_of = dict(zip(measured, (float(d) for d in matches.ideal_distances)))
 
     findings: list[Finding] = []
     records: list[FaceAudit] = []
-    for index, face in enumerate(faces):
+    for index, face in enumerate(faces, first_face):
         verdict = face["verdict"]
         assert verdict is None or isinstance(verdict, pixel_check.RegionVerdict)
         box = face["box"]
@@ -178,15 +192,17 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
             style=verdict.style if verdict else None,
             surviving_pixels=verdict.surviving_pixels if verdict else 0,
             region_pixels=verdict.region_pixels if verdict else 0,
-            distance=distance_of.get(index), matchable=matchable_of.get(index)))
+            distance=distance_of.get(index), matchable=matchable_of.get(index),
+            matched=matched_of.get(index, False)))
         if verdict is not None:
             findings += _pixel_findings(index, region, verdict, frame)  # type: ignore[arg-type]
         distance = distance_of.get(index)
-        if distance is not None and matchable_of.get(index) and distance < SAME_PERSON_DISTANCE:
+        if distance is not None and matched_of.get(index):
             findings.append(Finding(
                 FindingKind.MATCHABLE_FACE,
                 f"face {index} at {_fmt(box)} can still be matched to the original person "  # type: ignore[arg-type]
-                f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE})",
+                f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE}; an ideally masked "
+                f"face would be at {ideal_of[index]:.3f})",
                 frame=frame, box=box, face=index, value=distance))  # type: ignore[arg-type]
     for k, (box, score) in enumerate(zip(found_out, found_scores)):
         share = covered_share(box, covered)
@@ -262,12 +278,15 @@ def audit_file(original: str | Path, redacted: str | Path, config: Config = Conf
     require_models()
     kinds = media_kind(original), media_kind(redacted)
     if kinds[0] is not kinds[1]:
-        raise InputError(f"the redacted file is a {kinds[1].value} but the original is a "
+        raise InputError(f"the redacted file is a {kinds[1].value} but the original is an "
+                         f"{kinds[0].value}" if kinds[0] is MediaKind.IMAGE else
+                         f"the redacted file is an {kinds[1].value} but the original is a "
                          f"{kinds[0].value}", redacted)
     if kinds[0] is MediaKind.VIDEO:
-        raise UnsupportedMedia("the audit checks still images; auditing videos is not supported yet",
-                               redacted)
-    del all_frames  # only meaningful for video
+        from .video import audit_video
+
+        return audit_video(original, redacted, config, detector=detector,
+                           second_detector=second_detector, all_frames=all_frames)
     before = read_image(original, config.max_pixels)
     after = read_image(redacted, config.max_pixels)
     if before.pixels.shape != after.pixels.shape:

@@ -114,6 +114,7 @@ class FaceAudit:
     distance: float | None = None  # embedding distance original vs output; None: not measured
     # Whether dlib can tell this face from an empty chip at all (see reid.py); None: not measured.
     matchable: bool | None = None
+    matched: bool = False  # the re-identification check's finding for this face
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +125,7 @@ class FaceAudit:
             "surviving_pixels": self.surviving_pixels, "region_pixels": self.region_pixels,
             "distance": None if self.distance is None else round(self.distance, 4),
             "matchable": self.matchable,
+            "matched": self.matched,
         }
 
 
