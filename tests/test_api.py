@@ -8,6 +8,7 @@ EXPECTED = {
     "RedactionError", "StaticDetector", "UnsupportedMedia", "VeilError", "__version__",
     "redact_file", "redact_image", "scan_file", "scan_image",
     "EditPlan", "load_plan",
+    "AuditReport", "audit_file",
 }
 
 

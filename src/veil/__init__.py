@@ -23,6 +23,7 @@ from ._types import (
     MaskShape,
     MaskStyle,
 )
+from .audit import AuditReport, audit_file  # dlib loads only when an audit runs
 from .detect.base import Detector, StaticDetector
 from .pipeline import redact_file, redact_image, scan_file, scan_image
 from .planfile import EditPlan, load_plan
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditFailed",
+    "AuditReport",
     "Config",
     "DetectPreset",
     "Detections",
@@ -50,6 +52,7 @@ __all__ = [
     "UnsupportedMedia",
     "VeilError",
     "__version__",
+    "audit_file",
     "load_plan",
     "redact_file",
     "redact_image",
