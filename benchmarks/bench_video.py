@@ -7,7 +7,7 @@ Without --clips it renders clips from ../shared/data/wider_dev with make_clips.p
 folder (WIDER derivatives: never kept). For every clip it prints, measured in the same process
 tree on the same clip:
 
-- bare: decode + encode with veil's encoder settings (libx264, yuv420p, CRF 18, preset medium),
+- bare: decode + encode with veil's encoder settings (libx264, yuv420p, CRF 18, veil's x264 preset),
   no detection: the floor for any redactor that re-encodes;
 - veil for each setting (see parse_setting: a video preset, optionally run on every k-th frame),
   with covered recall (a ground-truth face counts when >= 80% of its box is inside the union of
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from veil._types import Config, DetectPreset, MaskPlan  # noqa: E402
+from veil.detect.base import StaticDetector  # noqa: E402
 from veil.detect.faces import preset_settings  # noqa: E402
 from veil.media.video import X264_PRESET  # noqa: E402
 from veil.redact import coverage_mask  # noqa: E402
@@ -142,12 +143,21 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     """`preset` is veil's video setting for that preset; `preset:k` runs it on every k-th frame;
     `image-preset:k` runs the still-image preset's passes."""
     name, _, every = text.partition(":")
+    if name == "none":
+        return text, VideoDetectSettings(preset_settings(DetectPreset.FAST), 1)
+    if "@" in name:  # preset@scale, e.g. fast@0.4
+        name, _, scale = name.partition("@")
+        detect = video_detect_settings(Config(detect=DetectPreset(name)))
+        detect = VideoDetectSettings(detect.detector, detect.detect_every, float(scale))
+        if every:
+            detect = VideoDetectSettings(detect.detector, int(every), detect.scale)
+        return text, detect
     if name.startswith("image-"):
         detect = VideoDetectSettings(preset_settings(DetectPreset(name[6:])), 1)
     else:
         detect = video_detect_settings(Config(detect=DetectPreset(name)))
     if every:
-        detect = VideoDetectSettings(detect.detector, int(every))
+        detect = VideoDetectSettings(detect.detector, int(every), detect.scale)
     return text, detect
 
 
@@ -213,8 +223,10 @@ def main() -> None:
             for name, setting in settings:
                 recorder = Recorder()
                 t = time.perf_counter()
-                redact_video_file(video, tmp / "veil.mp4", Config(),
-                                  overwrite=True, plan=recorder, detect_settings=setting)
+                # "none": the pipeline with a detector that finds nothing, i.e. veil's own overhead.
+                redact_video_file(video, tmp / "veil.mp4", Config(), overwrite=True, plan=recorder,
+                                  detect_settings=setting,
+                                  detector=StaticDetector([]) if name == "none" else None)
                 row(f"veil {name}", time.perf_counter() - t, score(gt, recorder.coverages))
 
 

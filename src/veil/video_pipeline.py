@@ -58,31 +58,32 @@ class PlanHook(Protocol):
 
 @dataclass(frozen=True)
 class VideoDetectSettings:
-    """How the detector is run over a video: its passes and how often."""
+    """How the detector is run over a video: its passes, at what scale, and how often."""
 
     detector: DetectorSettings
     detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
+    scale: float = 1.0  # frames are scaled by this (one swscale pass) before the detector sees them
 
 
-# Per preset: the still-image detector passes, capped in resolution, and the detector stride.
-# A 720p/1080p frame is searched at a longer side of 960 px (faces >= 32 px stay >= 16-24 px
-# for the network) plus the 640 px pass for faces too large for it; "thorough" keeps the
-# still-image passes on every frame. Figures: benchmarks/bench_video.py and the closing note.
-_VIDEO_PRESETS: dict[DetectPreset, tuple[int, int, int]] = {
-    # preset: (max_side, large_face_side, detect_every)
-    DetectPreset.FAST: (640, 0, 3),
-    DetectPreset.BALANCED: (960, 640, 3),
-    DetectPreset.THOROUGH: (0, 640, 1),
+# Per preset: (frame scale, large-face pass side, detector stride). Scaling is relative to the
+# frame, so a face of 32 px in the frame reaches the network at >= 16 px (fast) or 24 px
+# (balanced) whatever the resolution. The 640 px pass finds faces too large for the network at
+# the main scale (close-ups). "thorough" keeps the still-image passes, on every frame.
+# Recall and speed of each: benchmarks/bench_video.py.
+_VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
+    DetectPreset.FAST: (0.5, 0, 3),
+    DetectPreset.BALANCED: (0.75, 640, 3),
+    DetectPreset.THOROUGH: (1.0, 640, 1),
 }
 
 
 def video_detect_settings(config: Config) -> VideoDetectSettings:
     """The video settings of the config's preset (measured in benchmarks/bench_video.py)."""
     settings = preset_settings(config.detect, config.threshold)
-    max_side, large_face_side, every = _VIDEO_PRESETS[config.detect]
+    scale, large_face_side, every = _VIDEO_PRESETS[config.detect]
     if config.detect is not DetectPreset.THOROUGH:
-        settings = replace(settings, max_side=max_side, large_face_side=large_face_side)
-    return VideoDetectSettings(settings, every)
+        settings = replace(settings, max_side=0, large_face_side=large_face_side)
+    return VideoDetectSettings(settings, every, scale)
 
 
 @lru_cache(maxsize=4)
@@ -245,11 +246,11 @@ def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[Fac
 
 def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
                    detect: VideoDetectSettings, rate: float | None,
-                   plan: PlanHook | None = None, prescale: int = 0) -> Iterator[PlannedFrame]:
+                   plan: PlanHook | None = None, prescale: float = 1.0) -> Iterator[PlannedFrame]:
     """Detect on every k-th frame and the last, track, plan; yield frames in order with their masks.
 
-    `prescale` > 0 hands the detector frames already scaled to that longer side (one swscale
-    pass) and maps its boxes back. Holds back at most the tracker's look-ahead plus one frame.
+    `prescale` < 1 hands the detector frames already scaled by it (one swscale pass) and maps
+    its boxes back. Holds back at most the tracker's look-ahead plus one frame.
     """
     tracker = Tracker(tracker_settings(config, rate, detect.detect_every))
     held: collections.deque[Frame] = collections.deque()
@@ -259,7 +260,10 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
         run = last or frame.index % detect.detect_every == 0
         found = None
         if run:
-            pixels, sx, sy = frame.scaled_pixels(prescale) if prescale else (frame.pixels, 1.0, 1.0)
+            if prescale < 1.0:
+                pixels, sx, sy = frame.scaled_pixels(round(max(frame.size) * prescale))
+            else:
+                pixels, sx, sy = frame.pixels, 1.0, 1.0
             found = detector(pixels)
             if (sx, sy) != (1.0, 1.0):
                 found = found.scaled(sx, sy)
@@ -285,12 +289,12 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
 
 
 def _detector(config: Config, detector: Detector | None, settings: VideoDetectSettings | None = None
-              ) -> tuple[Detector, VideoDetectSettings, int]:
-    """The detector, its video settings, and the size frames may be pre-scaled to for it."""
+              ) -> tuple[Detector, VideoDetectSettings, float]:
+    """The detector, its video settings, and the scale frames are reduced to for it."""
     settings = settings or video_detect_settings(config)
     if detector is not None:
-        return detector, settings, 0  # a caller's detector gets full frames
-    return _video_detector(settings.detector, config.threads), settings, settings.detector.max_side
+        return detector, settings, 1.0  # a caller's detector gets full frames
+    return _video_detector(settings.detector, config.threads), settings, settings.scale
 
 
 # -- public entry points ---------------------------------------------------------------------------
