@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ._errors import OutputError, VeilError
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
+from .audit.second_detector import SecondDetector
 from .batch import Job, collect_jobs
 from .pipeline import default_output, failed_report, redact_file, scan_file
 from .planfile import PlanFile, load_plan
@@ -284,9 +285,9 @@ def audit_command(
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON here.")] = None,
     all_frames: Annotated[bool, typer.Option(
         "--all-frames", help="Videos: check every frame, not a sample.")] = False,
-    second_detector: Annotated[str, typer.Option(
+    second_detector: Annotated[SecondDetector, typer.Option(
         "--second-detector", help="dlib detector run on the output: hog (fast), cnn (MMOD; "
-        "10-20 s per photo on a CPU) or both.")] = "hog",
+        "10-20 s per photo on a CPU) or both.")] = SecondDetector.HOG,
     shape: ShapeOpt = MaskShape.BOX,
     detect: DetectOpt = DetectPreset.BALANCED,
     threshold: ThresholdOpt = None,
@@ -294,15 +295,11 @@ def audit_command(
     """Check that REDACTED no longer identifies anyone in ORIGINAL: surviving pixels, faces a second
     detector finds, faces a recogniser can still match, identifying metadata. Exit 3 if anything
     is found, 0 if clean."""
-    from .audit import SecondDetector, audit_file
+    from .audit import audit_file
 
-    try:
-        which = SecondDetector(second_detector)
-    except ValueError:
-        raise typer.BadParameter("choose hog, cnn or both", param_hint="--second-detector") from None
     config = _config(shape=shape, detect=detect, threshold=threshold)
     try:
-        result = audit_file(original, redacted, config, second_detector=which, all_frames=all_frames)
+        result = audit_file(original, redacted, config, second_detector=second_detector, all_frames=all_frames)
     except VeilError as exc:
         err.print(f"[red]error[/] {exc.path or redacted}: {exc.message}")
         raise typer.Exit(ExitCode.SOME_FAILED) from None

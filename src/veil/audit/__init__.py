@@ -104,6 +104,44 @@ def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
     return pairs
 
 
+@dataclass(frozen=True)
+class _OriginalFace:
+    """A face of the original and what the re-identification check needs for it."""
+
+    box: tuple[int, int, int, int]  # xywh as found
+    region: tuple[int, int, int, int] | None  # xywh of veil's region; None if only dlib found it
+    found_by: str
+    verdict: pixel_check.RegionVerdict | None
+    align_box: tuple[int, int, int, int] | None  # xyxy for dlib's aligner; None: too small
+    ideal_region: tuple[int, int, int, int]  # xyxy a perfect mask would fill
+
+
+def _original_faces(detections: Detections, plan: MaskPlan,
+                    verdicts: list[pixel_check.RegionVerdict], dlib_boxes: np.ndarray,
+                    config: Config, width: int, height: int) -> list[_OriginalFace]:
+    """veil's faces (with their regions), then any face only dlib found in the original."""
+    pairs = _match(detections.boxes, dlib_boxes)
+    dlib_of = {v: d for d, v in pairs.items()}
+    faces = []
+    for i, box in enumerate(detections.boxes):
+        if i in dlib_of:
+            align: tuple[int, int, int, int] | None = alignment_box(dlib_boxes[dlib_of[i]], False)
+        else:
+            align = alignment_box(box, True) if float(box[3] - box[1]) >= MIN_FACE_PX else None
+        faces.append(_OriginalFace(
+            _xywh(box), tuple(plan.xywh()[i]), "veil+dlib" if i in dlib_of else "veil",  # type: ignore[arg-type]
+            verdicts[i], align, tuple(int(v) for v in plan.boxes[i])))  # type: ignore[arg-type]
+    extra = [j for j in range(len(dlib_boxes)) if j not in pairs]
+    if extra:
+        ideal = clip_regions(expand_boxes(dlib_boxes[extra].astype(np.float32), config),
+                             width, height, config.min_mask_px)
+        for j, region in zip(extra, ideal):
+            faces.append(_OriginalFace(_xywh(dlib_boxes[j]), None, "dlib", None,
+                                       alignment_box(dlib_boxes[j], False),
+                                       tuple(int(v) for v in region)))  # type: ignore[arg-type]
+    return faces
+
+
 def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Config(), *,
                 detector: Detector | None = None, detections: Detections | None = None,
                 regions: MaskPlan | None = None,
@@ -144,67 +182,40 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     found_out, found_scores = detect_faces(output, second_detector)
     seconds["second_detector"] = time.perf_counter() - started
 
-    # Faces of the original: veil's, and dlib's (which may find one veil missed).
-    pairs = _match(detections.boxes, dlib_original)
-    dlib_of = {v: d for d, v in pairs.items()}
-    align_boxes: list[tuple[int, int, int, int]] = []
-    ideal_regions: list[tuple[int, int, int, int]] = []  # what a perfect mask would fill
-    measured: list[int] = []
-    faces: list[dict[str, object]] = []
-    for i in range(len(detections)):
-        box = detections.boxes[i]
-        has_dlib = i in dlib_of
-        faces.append({"box": _xywh(box), "region": plan.xywh()[i],
-                      "found_by": "veil+dlib" if has_dlib else "veil", "verdict": verdicts[i]})
-        if has_dlib or float(box[3] - box[1]) >= MIN_FACE_PX:
-            align_boxes.append(alignment_box(dlib_original[dlib_of[i]], False) if has_dlib
-                               else alignment_box(box, True))
-            ideal_regions.append(tuple(int(v) for v in plan.boxes[i]))  # type: ignore[arg-type]
-            measured.append(len(faces) - 1)
-    for j in range(len(dlib_original)):
-        if j not in pairs:
-            faces.append({"box": _xywh(dlib_original[j]), "region": None, "found_by": "dlib",
-                          "verdict": None})
-            align_boxes.append(alignment_box(dlib_original[j], False))
-            ideal_regions.append(tuple(int(v) for v in clip_regions(  # type: ignore[arg-type]
-                expand_boxes(dlib_original[j: j + 1].astype(np.float32), config),
-                width, height, config.min_mask_px)[0]))
-            measured.append(len(faces) - 1)
-
+    faces = _original_faces(detections, plan, verdicts, dlib_original, config, width, height)
     started = time.perf_counter()
-    matches = match_faces(original, output, align_boxes, ideal_regions)
+    measured = [i for i, face in enumerate(faces) if face.align_box is not None]
+    matches = match_faces(original, output, [faces[i].align_box for i in measured],  # type: ignore[misc]
+                          [faces[i].ideal_region for i in measured])  # type: ignore[misc]
     seconds["reidentification"] = time.perf_counter() - started
-    measured = [first_face + i for i in measured]
-    distance_of = {i: float(d) for i, d in zip(measured, matches.distances) if np.isfinite(d)}
-    matchable_of = dict(zip(measured, (bool(m) for m in matches.matchable)))
-    matched_of = dict(zip(measured, (bool(m) for m in matches.matched)))
-    ideal_of = dict(zip(measured, (float(d) for d in matches.ideal_distances)))
+    row_of = {i: row for row, i in enumerate(measured)}
 
     findings: list[Finding] = []
     records: list[FaceAudit] = []
-    for index, face in enumerate(faces, first_face):
-        verdict = face["verdict"]
-        assert verdict is None or isinstance(verdict, pixel_check.RegionVerdict)
-        box = face["box"]
-        region = face["region"]
+    for local, face in enumerate(faces):
+        index = first_face + local
+        verdict = face.verdict
+        row = row_of.get(local)
+        distance = None if row is None or not np.isfinite(matches.distances[row]) \
+            else float(matches.distances[row])
+        matched = row is not None and bool(matches.matched[row])
         records.append(FaceAudit(
-            frame=frame, box=box, region=region, found_by=str(face["found_by"]),  # type: ignore[arg-type]
+            frame=frame, box=face.box, region=face.region, found_by=face.found_by,
             style=verdict.style if verdict else None,
             surviving_pixels=verdict.surviving_pixels if verdict else 0,
             region_pixels=verdict.region_pixels if verdict else 0,
-            distance=distance_of.get(index), matchable=matchable_of.get(index),
-            matched=matched_of.get(index, False)))
-        if verdict is not None:
-            findings += _pixel_findings(index, region, verdict, frame)  # type: ignore[arg-type]
-        distance = distance_of.get(index)
-        if distance is not None and matched_of.get(index):
+            distance=distance, matchable=None if row is None else bool(matches.matchable[row]),
+            matched=matched))
+        if verdict is not None and face.region is not None:
+            findings += _pixel_findings(index, face.region, verdict, frame)
+        if matched and distance is not None and row is not None:
             findings.append(Finding(
                 FindingKind.MATCHABLE_FACE,
-                f"face {index} at {_fmt(box)} can still be matched to the original person "  # type: ignore[arg-type]
+                f"face {index} at {_fmt(face.box)} can still be matched to the original person "
                 f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE}; an ideally masked "
-                f"face would be at {ideal_of[index]:.3f})",
-                frame=frame, box=box, face=index, value=distance))  # type: ignore[arg-type]
-    for k, (box, score) in enumerate(zip(found_out, found_scores)):
+                f"face would be at {matches.ideal_distances[row]:.3f})",
+                frame=frame, box=face.box, face=index, value=distance))
+    for box, score in zip(found_out, found_scores):
         share = covered_share(box, covered)
         xywh = _xywh(box)
         # Low-scoring detections are reported too (a missed face costs more than a look), but
