@@ -219,3 +219,32 @@ def test_redact_audit_reports_kept_gps(tmp_path: Path) -> None:
     assert {f["field"] for f in audit["findings"] if f["check"] == "metadata"} >= {
         "GPS:GPSLatitude", "EXIF:Make"}
     assert audit["counts"]["pixels"] == 0 and audit["counts"]["reidentification"] == 0
+
+
+def test_dlib_models_are_hash_checked() -> None:
+    from dataclasses import replace
+
+    from veil._models import DLIB_FACE_RECOGNITION, DLIB_SHAPE_PREDICTOR_5, model_path
+
+    assert model_path(DLIB_SHAPE_PREDICTOR_5).name == "shape_predictor_5_face_landmarks.dat"
+    assert DLIB_FACE_RECOGNITION.extra == "audit"
+    with pytest.raises(ModelError, match="fail their hash check"):
+        model_path(replace(DLIB_SHAPE_PREDICTOR_5, sha256="0" * 64))
+
+
+def test_redact_audit_without_the_extra_stops_before_writing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "site"
+    fake.mkdir()
+    (fake / "dlib.py").write_text("raise ImportError('dlib is not installed')\n")
+    target = tmp_path / "out.jpg"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
+               COLUMNS="200", NO_COLOR="1")
+    done = subprocess.run([sys.executable, "-m", "veil", "redact", str(EXAMPLE), "-o", str(target),
+                           "--audit"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'veil[audit]'" in done.stderr
+    assert not target.exists()

@@ -258,7 +258,7 @@ def _audit_hook(config: Config) -> object:
     try:
         require_models()
     except VeilError as exc:
-        err.print(f"[red]error[/] --audit: {exc.message}")
+        err.print(f"[red]error[/] --audit: {escape(exc.message)}")
         raise typer.Exit(ExitCode.SOME_FAILED) from None
 
     def after_each(file_report: FileReport) -> FileReport:
@@ -268,7 +268,7 @@ def _audit_hook(config: Config) -> object:
             result = audit_file(file_report.path, file_report.output, config)
         except VeilError as exc:
             # The output was written; say plainly that it was not audited rather than fail it.
-            err.print(f"[red]audit not done[/] {file_report.output}: {exc.message}")
+            err.print(f"[red]audit not done[/] {escape(str(file_report.output))}: {escape(exc.message)}")
             return replace(file_report, audit={"error": exc.message})
         colour = "green" if result.clean else "red"
         err.print(f"[{colour}]audit[/] " + escape(result.summary()))
@@ -301,7 +301,7 @@ def audit_command(
     try:
         result = audit_file(original, redacted, config, second_detector=second_detector, all_frames=all_frames)
     except VeilError as exc:
-        err.print(f"[red]error[/] {exc.path or redacted}: {exc.message}")
+        err.print(f"[red]error[/] {escape(str(exc.path or redacted))}: {escape(exc.message)}")
         raise typer.Exit(ExitCode.SOME_FAILED) from None
     data = result.to_json()
     if report is not None:
