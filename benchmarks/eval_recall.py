@@ -46,6 +46,25 @@ def check(report: EvalReport) -> str:
     return f"{report.label}: {'meets' if ok else 'MISSES'} its targets ({'; '.join(notes)})"
 
 
+def interleaved_rates(truths: list, images: Path, presets: list[DetectPreset], threads: int) -> dict[str, float]:
+    """Images/second of detection + planning per preset, the presets taking turns on each image so
+    that a machine shared with other work slows them all alike (the ratio is what is compared)."""
+    import time
+
+    from veil.media.image import read_image
+    from veil.pipeline import scan_image
+
+    seconds = dict.fromkeys(presets, 0.0)
+    configs = {p: Config(detect=p, threads=threads) for p in presets}
+    for truth in truths:
+        pixels = read_image(images / truth.image).pixels
+        for preset in presets:
+            started = time.perf_counter()
+            scan_image(pixels, configs[preset])
+            seconds[preset] += time.perf_counter() - started
+    return {p.value: len(truths) / seconds[p] for p in presets}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=Path, default=DEFAULT_GT)
@@ -55,6 +74,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--interleave", type=int, default=30,
+                        help="also time the presets taking turns on the first N images (0: skip)")
     args = parser.parse_args()
     if not args.annotations.is_file():
         print(f"no annotations at {args.annotations}", file=sys.stderr)
@@ -90,6 +111,13 @@ def main() -> int:
             ratios = ", ".join(f"{r.label} {r.frames_per_second / by_label[base].frames_per_second:.2f}x"
                                for r in reports if r.label != base)
             print(f"throughput relative to {base}: {ratios}")
+    presets = [DetectPreset(p) for p in args.presets.split(",") if p]
+    if args.interleave and len(presets) > 1:
+        rates = interleaved_rates(truths[:args.interleave], images, presets, args.threads)
+        base = rates.get("balanced")
+        print(f"interleaved on {min(args.interleave, len(truths))} images: " + ", ".join(
+            f"{name} {rate:.2f} images/s" + (f" ({rate / base:.2f}x balanced)" if base else "")
+            for name, rate in rates.items()))
     for r in reports:
         line = check(r)
         if line:
