@@ -172,8 +172,8 @@ def clip(tmp_path: Path, make_clips_module) -> Path:  # type: ignore[no-untyped-
     from fractions import Fraction
 
     render = tmp_path / "render"
-    [entry] = make_clips_module.make_clips(str(render), count=1, seconds=1.5, fps=Fraction(10),
-                                           size=(640, 360))
+    [entry] = make_clips_module.make_clips(str(render), count=1, seconds=1.0, fps=Fraction(10),
+                                           size=(480, 270))
     folder = tmp_path / "footage"
     folder.mkdir()
     target = folder / "clip.mp4"
@@ -205,7 +205,7 @@ def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
         assert page.locator("#timeline rect.seg-mask").count() >= 1
         regions = page.evaluate("state.videos[0].regions")
         frames = len(regions)
-        assert frames == 15
+        assert frames == 10
 
         # Keep visible one person whose boxes never touch another's, in any frame.
         def apart(track: int) -> bool:
@@ -217,7 +217,10 @@ def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
             return True
 
         tracks = sorted({r[4] for row in regions for r in row if r[4] >= 0})
-        kept = next(t for t in tracks if apart(t) and any(r[4] == t for r in regions[0]))
+        def length(track: int) -> int:
+            return sum(any(r[4] == track for r in row) for row in regions)
+
+        kept = max((t for t in tracks if apart(t) and any(r[4] == t for r in regions[0])), key=length)
         page.locator(f'#overlay rect[data-track="{kept}"]').first.click()
         page.click("#act-keep")
         assert page.locator(f'#overlay rect[data-track="{kept}"]').first.get_attribute("data-action") == "keep"
@@ -227,7 +230,7 @@ def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
         # the box must move between them.
         img = page.locator("#picture").bounding_box()
         assert img is not None
-        scale = img["width"] / 640
+        scale = img["width"] / 480
 
         def drag(x: float, y: float, w: float, h: float) -> None:
             page.mouse.move(img["x"] + x * scale, img["y"] + y * scale)
@@ -257,14 +260,25 @@ def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
     out = clip.with_name("clip.redacted.mp4")
     original, result = _decode(clip), _decode(out)
     assert len(result) == len(original) == frames
+    checked_kept = 0
     for f in range(frames):
         before, after = original[f].astype(np.int16), result[f].astype(np.int16)
+        t = f / (frames - 1)
+        added_x = round(keys[0]["box"][0] + (keys[1]["box"][0] - keys[0]["box"][0]) * t)
+        # Pixels some other mask covers (other faces, the added box) are masked whatever the plan.
+        covered = np.zeros(before.shape[:2], bool)
+        covered[9:52, added_x - 1:added_x + 42] = True
         masked = [r for r in regions[f] if r[4] != kept]
+        for x, y, w, h in (r[:4] for r in masked):
+            covered[y:y + h, x:x + w] = True
         for x, y, w, h in (r[:4] for r in regions[f] if r[4] == kept):
-            inside = np.abs(after[y:y + h, x:x + w] - before[y:y + h, x:x + w])
+            visible = ~covered[y:y + h, x:x + w]
+            if visible.sum() < 20:
+                continue
+            inside = np.abs(after[y:y + h, x:x + w] - before[y:y + h, x:x + w])[visible]
             assert inside.mean() < 6, f"kept person altered in frame {f}"
+            checked_kept += 1
         for x, y, w, h in (r[:4] for r in masked if r[2] > 8 and r[3] > 8):
             assert after[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 12, f"face not masked in frame {f}"
-        t = f / (frames - 1)
-        x = round(keys[0]["box"][0] + (keys[1]["box"][0] - keys[0]["box"][0]) * t)
-        assert after[14:46, x + 4:x + 36].mean() < 12, f"added box not masked in frame {f}"
+        assert after[14:46, added_x + 4:added_x + 36].mean() < 12, f"added box not masked in frame {f}"
+    assert checked_kept >= 1, "the kept person was never visible: the test checked nothing"

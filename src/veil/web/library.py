@@ -329,8 +329,11 @@ class Library:
 
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                # Videos: the caller's detector or none, so the video pipeline picks the same
+                # detector settings the review pass used (track ids must match the page's).
+                detector = self._detector() if job.item.kind == "image" else self.detector
                 report = redact_file(job.item.path, target, config, overwrite=overwrite,
-                                     detector=self._detector(), progress=progress, plan=plan)
+                                     detector=detector, progress=progress, plan=plan)
             except VeilError as exc:
                 with self._lock:
                     job.state, job.error = "failed", exc.message
