@@ -223,3 +223,27 @@ def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewSe
         assert by_action == [("keep", False), ("mask", False), ("mask", True)]
         other = client.post("/api/files/0/plan", content=json.dumps({**line, "path": "b.png"}))
         assert other.status_code == 400 and "says nothing about a.png" in other.json()["error"]
+
+
+def test_video_edits_become_a_positional_plan() -> None:
+    from veil.planfile import FaceAction, parse_plan
+    from veil.web.video import VideoAnalysis, VideoRequestError, video_plan_lines
+
+    analysis = VideoAnalysis(state="ready", width=100, height=80,
+                             regions=[[[10, 10, 20, 20, 4, 0.9, 0], [50, 10, 20, 20, 5, 0.8, 0]],
+                                      [[12, 10, 20, 20, 4, 0.0, 1]], []])
+    lines, kept, removed = video_plan_lines(Path("/v/clip.mp4"), analysis, {
+        "keep_tracks": [4], "removed": [{"frame": 1, "mask": [12, 10, 20, 20]}, {"frame": 0, "mask": [50, 10, 20, 20]}],
+        "added": [{"keys": [{"frame": 0, "box": [0, 0, 5, 5]}, {"frame": 2, "box": [10, 0, 5, 5]}]}]})
+    assert (kept, removed) == (1, 2)
+    plan = parse_plan(lines, "test", [Path("/v")]).for_input(Path("/v/clip.mp4"))
+    frame0 = {f.mask: f for f in plan.frames[0].faces}
+    assert frame0[(10, 10, 20, 20)].track == 4 and frame0[(50, 10, 20, 20)].action is FaceAction.REMOVE
+    [both] = plan.frames[1].faces  # the kept box marked "not a face" is listed once
+    assert both.track == 4 and both.action is FaceAction.REMOVE
+    assert len(plan.adds) == 1 and plan.adds[0].box_at(1) == (5.0, 0.0, 5.0, 5.0)
+    for bad in ({"keep_tracks": "4"}, {"removed": [{"frame": 3, "mask": [0, 0, 5, 5]}]},
+                {"removed": [{"frame": 0}]}, {"added": [{"keys": []}]},
+                {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]}):
+        with pytest.raises(VideoRequestError):
+            video_plan_lines(Path("/v/clip.mp4"), analysis, bad)

@@ -7,8 +7,9 @@ only edits those regions:
   `"keep": true` (a real face left visible, e.g. an interviewee who consented) or `"remove": true`
   (not a face); other listed faces are masked, and an edited `mask` can grow a region, never
   shrink it;
-- `{"keep_track": N}` leaves video track N unmasked; `{"remove": [x, y, w, h]}` unmasks veil's
-  regions that overlap that box;
+- `{"keep_track": N}` leaves video track N unmasked (in frames the plan lists, the regions it lists
+  as track N, matched by position; elsewhere veil's track N); `{"remove": [x, y, w, h]}` unmasks
+  veil's regions that overlap that box;
 - `{"add": [x, y, w, h], "frames": [a, b]}` and `{"add_track": [{"frame": a, "box": [...]}, ...]}`
   mask regions veil missed, the latter interpolated between key frames.
 
@@ -164,6 +165,8 @@ class EditPlan:
         origin = list(range(len(boxes)))
         actions = [FaceAction.MASK] * len(boxes)
         ignored: list[ReviewedRegion] = []  # released faces veil did not find this time
+        pairs: dict[int, int] = {}  # listed face -> row of veil's regions it matches
+        appended: dict[int, int] = {}  # listed faces veil did not find: their new row
 
         edit = self.frames.get(frame_index)
         if edit is not None:
@@ -184,6 +187,7 @@ class EditPlan:
                                                       face.track, -1))
                     continue
                 if row is None:
+                    appended[face_index] = len(boxes)
                     boxes.append(region)
                     tracks.append(face.track)
                     sources.append(int(RegionSource.MANUAL))
@@ -194,14 +198,27 @@ class EditPlan:
                     boxes[row] = (min(a[0], region[0]), min(a[1], region[1]),
                                   max(a[2], region[2]), max(a[3], region[3]))
 
+        # Rows that hold each listed track in this frame, found by position: track numbers depend
+        # on the detection settings, so in a frame the plan lists, "track N" means the regions the
+        # plan showed as track N, wherever veil's numbering now puts them.
+        listed_rows: dict[int, set[int]] = {}
+        if edit is not None:
+            for face_index, face in enumerate(edit.faces):
+                row = pairs.get(face_index, appended.get(face_index))
+                if face.track >= 0 and row is not None:
+                    listed_rows.setdefault(face.track, set()).add(row)
         for release in self.releases:
             if not release.active(frame_index):
                 continue
             for i, box in enumerate(boxes):
                 if actions[i] is not FaceAction.MASK:
                     continue
-                if release.track is not None and tracks[i] == release.track:
-                    actions[i] = release.action
+                if release.track is not None:
+                    if edit is not None:
+                        if i in listed_rows.get(release.track, ()):
+                            actions[i] = release.action
+                    elif tracks[i] == release.track:
+                        actions[i] = release.action
                 elif release.box is not None and _iou(_xyxy(release.box), box) >= MATCH_IOU:
                     actions[i] = release.action
 

@@ -139,6 +139,7 @@ def video_plan_lines(path: Path, analysis: VideoAnalysis, request: dict[str, Any
     """
     with analysis.lock:
         frames, width, height = len(analysis.regions), analysis.width, analysis.height
+        regions = analysis.regions
     keep = request.get("keep_tracks", [])
     removed = request.get("removed", [])
     added = request.get("added", [])
@@ -149,8 +150,16 @@ def video_plan_lines(path: Path, analysis: VideoAnalysis, request: dict[str, Any
                                       for a in added) > MAX_EDITS:
         raise VideoRequestError(f"at most {MAX_EDITS} edits per export")
     where = str(path)
-    lines = [json.dumps({"keep_track": _int(t, "keep_tracks"), "path": where}) for t in sorted(set(keep))]
-    by_frame: dict[int, list[dict[str, Any]]] = {}
+    kept = sorted({_int(t, "keep_tracks") for t in keep})
+    lines = [json.dumps({"keep_track": t, "path": where}) for t in kept]
+    by_frame: dict[int, dict[tuple[int, ...], dict[str, Any]]] = {}  # frame -> mask -> face
+    # List where each kept track was in every frame: the plan then releases those regions by
+    # position, so a track numbered differently on export cannot unmask someone else.
+    for frame, row in enumerate(regions):
+        for x, y, w, h, track, _score, _source in row:
+            if int(track) in kept:
+                mask = (int(x), int(y), int(w), int(h))
+                by_frame.setdefault(frame, {})[mask] = {"mask": list(mask), "track": int(track)}
     for item in removed:
         if not isinstance(item, dict):
             raise VideoRequestError("each removed box must be an object")
@@ -158,10 +167,12 @@ def video_plan_lines(path: Path, analysis: VideoAnalysis, request: dict[str, Any
         mask = [_int(v, "mask") for v in item.get("mask", [])] if isinstance(item.get("mask"), list) else None
         if mask is None or len(mask) != 4:
             raise VideoRequestError("a removed box needs mask [x, y, w, h]")
-        by_frame.setdefault(frame, []).append({"mask": mask, "remove": True})
+        # One listed face per region: a kept person's box marked "not a face" here is released
+        # either way, and two entries for one region would pair only one of them.
+        by_frame.setdefault(frame, {}).setdefault(tuple(mask), {"mask": mask})["remove"] = True
     for frame, faces in sorted(by_frame.items()):
         lines.append(json.dumps({"path": where, "frame": frame, "width": width, "height": height,
-                                 "faces": faces}))
+                                 "faces": list(faces.values())}))
     for item in added:
         if not isinstance(item, dict) or not isinstance(item.get("keys"), list) or not item["keys"]:
             raise VideoRequestError("each added box needs key frames")
@@ -172,7 +183,7 @@ def video_plan_lines(path: Path, analysis: VideoAnalysis, request: dict[str, Any
             keys.append({"frame": _int(key.get("frame"), "frame", 0, frames - 1),
                          "box": _box(key.get("box"), "box")})
         lines.append(json.dumps({"add_track": keys, "path": where}))
-    return lines, len(set(keep)), len(removed)
+    return lines, len(kept), len(removed)
 
 
 __all__ = ["VideoAnalysis", "VideoRequestError", "analyse", "video_plan_lines"]
