@@ -413,3 +413,33 @@ def test_every_mask_style_through_the_video_pipeline(tmp_path: Path, mask: str, 
     assert len(after) == len(before)
     centre = (slice(30, 42), slice(40, 52))
     assert np.abs(after[0][centre].astype(int) - before[0][centre].astype(int)).mean() > 10
+
+
+class _QuarterDetector:
+    """Finds one 'face' covering the top-left quarter of whatever frame it is given."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, frame: np.ndarray):  # type: ignore[no-untyped-def]
+        from veil import Detections
+
+        self.shapes.append(frame.shape)
+        h, w = frame.shape[:2]
+        return Detections(np.array([[0, 0, w / 2, h / 2]], np.float32), np.array([0.9], np.float32))
+
+
+@pytest.mark.parametrize("rotation", [0, -90, 180])
+def test_prescaled_detection_maps_back_to_full_upright_frames(tmp_path: Path, rotation: int) -> None:
+    from veil.media.video import VideoReader
+    from veil.video_pipeline import planned_frames, video_detect_settings
+
+    src = write_clip(tmp_path / "r.mp4", size=(64, 48), rotation=rotation, audio=False, frames=4)
+    detector = _QuarterDetector()
+    with VideoReader(src) as reader:
+        planned = list(planned_frames(reader.frames(), detector, Config(), video_detect_settings(Config()),
+                                      30.0, None, prescale=0.5))
+    upright = (64, 48) if rotation == -90 else (48, 64)  # (height, width)
+    assert detector.shapes[0] == (upright[0] // 2, upright[1] // 2, 3)
+    x, y, w, h = planned[0].faces[0].box
+    assert (x, y) == (0, 0) and (w, h) == pytest.approx((upright[1] / 2, upright[0] / 2))
