@@ -106,3 +106,15 @@ def test_frames_must_come_in_order() -> None:
     tracker.push(0, None)
     with pytest.raises(ValueError):
         tracker.push(2, None)
+
+
+def test_a_face_leaving_the_picture_stays_masked_up_to_the_gap() -> None:
+    # Detected at the left edge, clipped and shrinking, then no more: carried for gap_frames.
+    frames: list[Detections | None] = [_dets((0, 100, 40, 150)), _dets((0, 100, 36, 150))] + [_dets()] * 8
+    edge = TrackerSettings(gap_frames=5, pad_frames=1, frame_size=(640, 360))
+    out = _run(frames, edge)
+    assert [len(_tracked(f)) for f in out] == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
+    widths = [float(b[0][2] - b[0][0]) for b in (_tracked(out[i]) for i in range(3, 7))]
+    assert min(widths) >= 36  # carried at its last size, not shrunk further
+    inside = TrackerSettings(gap_frames=5, pad_frames=1)  # no frame size: pad only
+    assert [len(_tracked(f)) for f in _run(frames, inside)] == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]

@@ -8,7 +8,8 @@ detector's own boxes unchanged, followed by the boxes it adds:
   linearly interpolated box in each missing frame;
 - extrapolated: `pad_frames` frames before a track's first and after its last detection get its
   box moved with the track's constant velocity, so a face entering or leaving the picture, or
-  found only from its second frame on, is covered.
+  found only from its second frame on, is covered; where that box touches the frame's edge the
+  track is carried up to `gap_frames` (a face half out of the picture is often not detected).
 
 Added boxes carry a `grow` fraction (extra margin) that rises with the distance in frames from the
 nearest detection, because the box is less certain the further it is carried.
@@ -39,6 +40,11 @@ class TrackerSettings:
     grow_interpolated: float = 0.03
     max_grow: float = 0.5
     max_speed: float = 0.3  # per-frame velocity is clamped to this fraction of the box size
+    # (width, height) of the frame, if known: a track whose box touches the frame's edge is
+    # carried for up to gap_frames (not just pad_frames) beyond its first/last detection, because
+    # a face half out of the picture is what the detector misses while it is still recognisable.
+    frame_size: tuple[int, int] | None = None
+    edge_px: float = 2.0
 
     def __post_init__(self) -> None:
         if self.gap_frames < 0 or self.pad_frames < 0:
@@ -85,6 +91,17 @@ class _Track:
 def _clamp_velocity(velocity: np.ndarray, box: np.ndarray, max_speed: float) -> np.ndarray:
     size = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
     return np.clip(velocity, -max_speed * size, max_speed * size)
+
+
+def _translation(velocity: np.ndarray) -> np.ndarray:
+    """The velocity's movement of the box centre, without growth or shrinkage.
+
+    Boxes clipped at the frame edge shrink as a face leaves; carrying that shrinkage on would
+    make the mask vanish while part of the face is still in view.
+    """
+    dx = (velocity[0] + velocity[2]) / 2
+    dy = (velocity[1] + velocity[3]) / 2
+    return np.array([dx, dy, dx, dy])
 
 
 class Tracker:
@@ -210,14 +227,27 @@ class Tracker:
             box = prev.box + (nxt.box - prev.box) * alpha
             distance = min(index - prev.frame, nxt.frame - index)
             return box, min(s.max_grow, s.grow_interpolated * distance)
-        if prev is not None and index - prev.frame <= s.pad_frames:
+        if prev is not None:
             distance = index - prev.frame
-            return prev.box + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
-        if nxt is not None and nxt.frame - index <= s.pad_frames:
+            if distance <= s.pad_frames:
+                return prev.box + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+            if distance <= s.gap_frames and self._at_edge(prev.box):
+                return prev.box + _translation(prev.velocity) * distance, s.max_grow
+        if nxt is not None:
             distance = nxt.frame - index
             velocity = after.velocity if after is not None else np.zeros(4)
-            return nxt.box - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+            if distance <= s.pad_frames:
+                return nxt.box - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+            if distance <= s.gap_frames and self._at_edge(nxt.box):
+                return nxt.box - _translation(velocity) * distance, s.max_grow
         return None
+
+    def _at_edge(self, box: np.ndarray) -> bool:
+        if self.settings.frame_size is None:
+            return False
+        width, height = self.settings.frame_size
+        e = self.settings.edge_px
+        return bool(box[0] <= e or box[1] <= e or box[2] >= width - e or box[3] >= height - e)
 
     def _forget(self, released: int) -> None:
         """Drop observations and tracks that can no longer affect frames after `released`."""

@@ -254,11 +254,15 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
     `prescale` < 1 hands the detector frames already scaled by it (one swscale pass) and maps
     its boxes back. Holds back at most the tracker's look-ahead plus one frame.
     """
-    tracker = Tracker(tracker_settings(config, rate, detect.detect_every))
+    settings = tracker_settings(config, rate, detect.detect_every)
+    tracker: Tracker | None = None  # made at the first frame, which gives the frame size
     held: collections.deque[Frame] = collections.deque()
     waiting: Frame | None = None  # pushed one frame late, so the last frame is known to be last
 
     def push(frame: Frame, last: bool) -> Iterator[PlannedFrame]:
+        nonlocal tracker
+        if tracker is None:
+            tracker = Tracker(replace(settings, frame_size=frame.size))
         run = last or frame.index % detect.detect_every == 0
         found = None
         if run:
@@ -286,7 +290,7 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
         waiting = frame
     if waiting is not None:
         yield from push(waiting, last=True)
-    for tracked in tracker.flush():
+    for tracked in tracker.flush() if tracker is not None else []:
         yield _finish(held.popleft(), tracked)
 
 
