@@ -67,14 +67,15 @@ class VideoDetectSettings:
 
 # Per preset: (frame scale, large-face pass side, detector stride). Scaling is relative to the
 # frame, so a face of 32 px in the frame reaches the network at >= 16 px whatever the
-# resolution. The 640 px pass (taken only when the scaled frame is over 800 px, i.e. from 1080p
-# up) finds close-ups too large for the network at the main scale. "thorough" keeps the
+# resolution. The 384 px pass (taken when the scaled frame is over 480 px) finds close-ups too
+# large for the network at the main scale, at a sixth to a third of the main pass's cost (a 640
+# px pass doubled the cost at 1080p for no measured recall gain). "thorough" keeps the
 # still-image passes (full resolution, 2x for tiny faces, flips) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.FAST: (0.5, 0, 5),
-    DetectPreset.BALANCED: (0.5, 640, 3),
+    DetectPreset.BALANCED: (0.5, 384, 3),
     DetectPreset.THOROUGH: (1.0, 640, 1),
 }
 
