@@ -345,7 +345,7 @@ class Library:
             with self._lock:
                 job.output, job.faces = str(target), report.faces
                 job.phase = "auditing"
-            audit, note = run_audit(job.item.path, target, config, self._detector())
+            audit, note = run_audit(job.item.path, target, config, detector)
             with self._lock:
                 job.audit, job.audit_note = audit, note
                 job.state = "done"

@@ -269,7 +269,8 @@ function render() {
     const title = document.createElementNS(SVG, "title");
     title.textContent = describe(region);
     rect.append(title);
-    rect.addEventListener("pointerdown", (event) => { event.stopPropagation(); });
+    // A real mouse press is handled by the overlay (a click selects, a drag draws, even when it
+    // starts on a box); this serves clicks sent without a pointer (keyboard, assistive tools).
     rect.addEventListener("click", (event) => { event.stopPropagation(); select(index); });
     svg.append(rect);
   });
@@ -490,19 +491,22 @@ function addBox(box) {
 function setupDrawing() {
   const svg = $("overlay");
   let start = null;
+  let pressed = null; // the box under the press, if any
   let ghost = null;
   svg.addEventListener("pointerdown", (event) => {
     if (state.current === null || event.button !== 0) return;
     start = toPicture(svg, event);
+    pressed = event.target instanceof SVGRectElement && event.target.dataset.index !== undefined
+      ? Number(event.target.dataset.index) : null;
     ghost = document.createElementNS(SVG, "rect");
     ghost.setAttribute("class", "drawing");
-    svg.append(ghost);
     svg.setPointerCapture(event.pointerId);
     event.preventDefault();
   });
   svg.addEventListener("pointermove", (event) => {
     if (!start) return;
     const p = toPicture(svg, event);
+    if (!ghost.isConnected) svg.append(ghost);
     ghost.setAttribute("x", Math.min(start.x, p.x)); ghost.setAttribute("y", Math.min(start.y, p.y));
     ghost.setAttribute("width", Math.abs(p.x - start.x)); ghost.setAttribute("height", Math.abs(p.y - start.y));
   });
@@ -513,7 +517,8 @@ function setupDrawing() {
     const x1 = Math.ceil(Math.max(start.x, p.x)), y1 = Math.ceil(Math.max(start.y, p.y));
     start = null;
     ghost.remove();
-    if (x1 - x0 < MIN_BOX || y1 - y0 < MIN_BOX) {
+    if (x1 - x0 < MIN_BOX || y1 - y0 < MIN_BOX) { // a click, not a drag
+      if (pressed !== null) { select(pressed); return; }
       state.selected = null;
       state.selectedAdded = null;
       render();
