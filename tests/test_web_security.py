@@ -247,3 +247,26 @@ def test_video_edits_become_a_positional_plan() -> None:
                 {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]}):
         with pytest.raises(VideoRequestError):
             video_plan_lines(Path("/v/clip.mp4"), analysis, bad)
+
+
+def test_export_to_the_output_folder_given_at_start(folder: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "published"
+    library = Library.open(folder, Config(), output_dir=out_dir, detector=StaticDetector([(20, 20, 50, 60)]))
+    with ReviewServer(library) as server, httpx.Client(base_url=base(server),
+                                                      headers={"X-Veil-Token": server.token}) as client:
+        assert client.get("/api/files").json()["output_folder"] == str(out_dir.resolve())
+        regions = client.get("/api/files/0/regions").json()["regions"]
+        job = client.post("/api/files/0/export", json={"regions": regions, "destination": "folder"}).json()
+        while job["state"] == "running":
+            time.sleep(0.05)
+            job = client.get(f"/api/jobs/{job['id']}").json()
+        assert job["state"] == "done", job
+        assert Path(job["output"]) == out_dir.resolve() / "a.png" and Path(job["output"]).is_file()
+        again = client.post("/api/files/0/export", json={"regions": regions, "destination": "folder"}).json()
+        while again["state"] == "running":
+            time.sleep(0.05)
+            again = client.get(f"/api/jobs/{again['id']}").json()
+        assert again["state"] == "failed" and "already exists" in again["error"]
+        bad = client.post("/api/files/0/export", json={"regions": regions, "destination": "/etc"})
+        assert bad.status_code == 400
+    assert not (folder / "a.redacted.png").exists()
