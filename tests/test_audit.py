@@ -18,6 +18,7 @@ from veil.audit import FindingKind, MetadataFlag, audit_file
 from veil.audit.report import Check, RegionStyle
 
 pytest.importorskip("dlib")
+pytestmark = pytest.mark.slow  # dlib and veil's detector on real photos: seconds per test
 
 # Dev photos with faces large enough for dlib (chosen from ../shared/data/wider_dev; read in place).
 WEAK_BLUR_PHOTOS = [

@@ -16,6 +16,7 @@ from veil.audit.report import Check
 
 av = pytest.importorskip("av")
 pytest.importorskip("dlib")
+pytestmark = pytest.mark.slow  # dlib and veil's detector on real photos: seconds per test
 
 PHOTO = "images/4--Dancing/4_Dancing_Dancing_4_813.jpg"  # two faces dlib finds
 WIDTH = 640

@@ -299,7 +299,8 @@ def audit_command(
 
     config = _config(shape=shape, detect=detect, threshold=threshold)
     try:
-        result = audit_file(original, redacted, config, second_detector=second_detector, all_frames=all_frames)
+        result = audit_file(original, redacted, config, second_detector=second_detector,
+                            all_frames=all_frames)
     except VeilError as exc:
         err.print(f"[red]error[/] {escape(str(exc.path or redacted))}: {escape(exc.message)}")
         raise typer.Exit(ExitCode.SOME_FAILED) from None

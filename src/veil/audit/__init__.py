@@ -112,13 +112,15 @@ class _OriginalFace:
     region: tuple[int, int, int, int] | None  # xywh of veil's region; None if only dlib found it
     found_by: str
     verdict: pixel_check.RegionVerdict | None
+    dlib_score: float | None  # the HOG score when dlib found it
     align_box: tuple[int, int, int, int] | None  # xyxy for dlib's aligner; None: too small
     ideal_region: tuple[int, int, int, int]  # xyxy a perfect mask would fill
 
 
 def _original_faces(detections: Detections, plan: MaskPlan,
                     verdicts: list[pixel_check.RegionVerdict], dlib_boxes: np.ndarray,
-                    config: Config, width: int, height: int) -> list[_OriginalFace]:
+                    dlib_scores: np.ndarray, config: Config, width: int,
+                    height: int) -> list[_OriginalFace]:
     """veil's faces (with their regions), then any face only dlib found in the original."""
     pairs = _match(detections.boxes, dlib_boxes)
     dlib_of = {v: d for d, v in pairs.items()}
@@ -128,16 +130,18 @@ def _original_faces(detections: Detections, plan: MaskPlan,
             align: tuple[int, int, int, int] | None = alignment_box(dlib_boxes[dlib_of[i]], False)
         else:
             align = alignment_box(box, True) if float(box[3] - box[1]) >= MIN_FACE_PX else None
+        region: tuple[int, int, int, int] = tuple(plan.xywh()[i])  # type: ignore[assignment]
         faces.append(_OriginalFace(
-            _xywh(box), tuple(plan.xywh()[i]), "veil+dlib" if i in dlib_of else "veil",  # type: ignore[arg-type]
-            verdicts[i], align, tuple(int(v) for v in plan.boxes[i])))  # type: ignore[arg-type]
+            _xywh(box), region, "veil+dlib" if i in dlib_of else "veil",
+            verdicts[i], float(dlib_scores[dlib_of[i]]) if i in dlib_of else None, align,
+            tuple(int(v) for v in plan.boxes[i])))  # type: ignore[arg-type]
     extra = [j for j in range(len(dlib_boxes)) if j not in pairs]
     if extra:
         ideal = clip_regions(expand_boxes(dlib_boxes[extra].astype(np.float32), config),
                              width, height, config.min_mask_px)
         for j, region in zip(extra, ideal):
             faces.append(_OriginalFace(_xywh(dlib_boxes[j]), None, "dlib", None,
-                                       alignment_box(dlib_boxes[j], False),
+                                       float(dlib_scores[j]), alignment_box(dlib_boxes[j], False),
                                        tuple(int(v) for v in region)))  # type: ignore[arg-type]
     return faces
 
@@ -178,11 +182,12 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     seconds["pixels"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    dlib_original, _ = detect_faces(original, SecondDetector.HOG)
+    dlib_original, dlib_scores = detect_faces(original, SecondDetector.HOG)
     found_out, found_scores = detect_faces(output, second_detector)
     seconds["second_detector"] = time.perf_counter() - started
 
-    faces = _original_faces(detections, plan, verdicts, dlib_original, config, width, height)
+    faces = _original_faces(detections, plan, verdicts, dlib_original, dlib_scores, config,
+                            width, height)
     started = time.perf_counter()
     measured = [i for i, face in enumerate(faces) if face.align_box is not None]
     matches = match_faces(original, output, [faces[i].align_box for i in measured],  # type: ignore[misc]
@@ -209,9 +214,14 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
         if verdict is not None and face.region is not None:
             findings += _pixel_findings(index, face.region, verdict, frame)
         if matched and distance is not None and row is not None:
+            # A face only dlib saw may be one of its rare false detections: say how sure it was.
+            only_dlib = "" if face.dlib_score is None or face.region is not None else (
+                f" (found only by dlib, score {face.dlib_score:.2f}"
+                + (", low confidence)" if face.dlib_score < LOW_CONFIDENCE_SCORE else ")"))
             findings.append(Finding(
                 FindingKind.MATCHABLE_FACE,
-                f"face {index} at {_fmt(face.box)} can still be matched to the original person "
+                f"face {index}{only_dlib} at {_fmt(face.box)} can still be matched to the original "
+                "person "
                 f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE}; an ideally masked "
                 f"face would be at {matches.ideal_distances[row]:.3f})",
                 frame=frame, box=face.box, face=index, value=distance))

@@ -28,7 +28,8 @@ _STRUCTURAL_INFO = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", 
                     "resolution", "resolution_unit", "software", "primary", "save_all"}
 _XMP_FLAGS = (
     (re.compile(rb"exif:GPS|GPSLatitude|GPSLongitude", re.I), MetadataFlag.GPS),
-    (re.compile(rb"DateTimeOriginal|CreateDate|DateCreated|ModifyDate|MetadataDate", re.I), MetadataFlag.TIME),
+    (re.compile(rb"DateTimeOriginal|CreateDate|DateCreated|ModifyDate|MetadataDate", re.I),
+     MetadataFlag.TIME),
     (re.compile(rb"tiff:Make|tiff:Model|SerialNumber|LensModel", re.I), MetadataFlag.CAMERA),
     (re.compile(rb"dc:creator|CameraOwnerName|photoshop:AuthorsPosition", re.I), MetadataFlag.OWNER),
 )
