@@ -91,6 +91,29 @@ def test_a_skipped_face_is_found_by_the_second_detector(wider_dir: Path, wider_g
     assert found[0].check is Check.SECOND_DETECTOR and found[0].frame == 0
 
 
+def test_a_face_seen_through_a_weak_mask_is_reported(wider_dir: Path, tmp_path: Path) -> None:
+    """Noise added on top of a face changes every pixel (so the region counts as masked) but
+    leaves the face visible: the second detector must still see it there."""
+    from veil.media.image import read_image
+    from veil.pipeline import scan_image
+
+    source = wider_dir / TWO_FACES
+    pixels = read_image(source).pixels
+    _, plan = scan_image(pixels, Config())
+    noisy = pixels.astype(np.int16)
+    rng = np.random.default_rng(0)
+    for x0, y0, x1, y1 in plan.boxes:
+        noisy[y0:y1, x0:x1] += rng.integers(-40, 41, (y1 - y0, x1 - x0, 1), dtype=np.int16)
+    weak = tmp_path / "noisy.jpg"
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(weak, quality=95)
+    report = audit_file(source, weak)
+    through = [f for f in report.findings if f.kind is FindingKind.FACE_THROUGH_MASK]
+    assert len(through) == 2, report.summary()
+    assert not any(f.kind is FindingKind.FACE_OUTSIDE_MASKS for f in report.findings)
+    assert all(f.style is RegionStyle.FILTERED for f in report.faces if f.region)
+    assert len(report.by_check(Check.REIDENTIFICATION)) == 2
+
+
 def _with_exif(source: Path, target: Path) -> None:
     with Image.open(source) as img:
         exif = Image.Exif()

@@ -100,6 +100,12 @@ def _low_frequency_correlation(original: np.ndarray, output: np.ndarray) -> floa
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _roughness(pixels: np.ndarray) -> float:
+    """Mean absolute step between horizontal neighbours: ~85 for uniform noise, ~1 for a blur."""
+    grey = pixels.astype(np.int16).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=1)).mean()) if grey.shape[1] > 1 else 0.0
+
+
 def _is_blocky(output: np.ndarray, tolerance: int) -> bool:
     """Mosaic: most neighbours are equal and the change is concentrated in a few block edges."""
     grey = output.astype(np.int16).max(axis=2)
@@ -139,12 +145,12 @@ def classify_region(original: np.ndarray, output: np.ndarray, inside: np.ndarray
         return RegionStyle.MOSAIC, explained, correlation
     if match_share >= UNMASKED_SHARE:
         return RegionStyle.UNMASKED, explained, correlation
-    grey = output.astype(np.int16).mean(axis=2)
-    roughness = float(np.abs(np.diff(grey, axis=1)).mean()) if grey.shape[1] > 1 else 0.0
+    roughness = _roughness(output)
     if roughness > 30 and correlation < STRUCTURE_CORRELATION:
         return RegionStyle.NOISE, explained, correlation
     if correlation >= STRUCTURE_CORRELATION:
-        return RegionStyle.BLUR, explained, correlation
+        smoothed = roughness < _roughness(original)
+        return (RegionStyle.BLUR if smoothed else RegionStyle.FILTERED), explained, correlation
     return RegionStyle.OTHER, explained, correlation
 
 

@@ -48,13 +48,14 @@ class RegionStyle(str, enum.Enum):
     SOLID = "solid"  # one flat colour
     NOISE = "noise"  # pixels unrelated to the original and to their neighbours
     MOSAIC = "mosaic"  # blocks that keep the original's coarse structure
-    BLUR = "blur"  # smooth, keeps the original's coarse structure
+    BLUR = "blur"  # smoother than the original, keeps its coarse structure
+    FILTERED = "filtered"  # changed but not smoothed (e.g. noise added on top): keeps the structure
     UNMASKED = "unmasked"  # most pixels are still the original's
     OTHER = "other"  # replaced by something unrelated to the original (e.g. a sticker)
 
     @property
     def reversible(self) -> bool:
-        return self in (RegionStyle.MOSAIC, RegionStyle.BLUR)
+        return self in (RegionStyle.MOSAIC, RegionStyle.BLUR, RegionStyle.FILTERED)
 
 
 class MetadataFlag(str, enum.Enum):
