@@ -10,10 +10,12 @@ Four independent checks, each of which can fail on its own:
   pixels            no run of original pixels survives inside a region; blur/mosaic: "reversible"
   second_detector   dlib (HOG, optionally MMOD CNN) finds no face on the output outside the masks
   reidentification  dlib ResNet embeddings of each original face and of the same aligned region
-                    of the output are at least 0.6 apart (dlib's same-person threshold)
+                    of the output are at least 0.6 apart (dlib's same-person threshold), or no
+                    closer than an ideally masked chip (see reid.py)
   metadata          no GPS, time, camera make/model/serial, owner or thumbnail left in the file
 
-dlib is imported lazily: veil works without the `audit` extra, and the audit says how to get it.
+Videos are audited frame by frame (video.py). dlib is imported lazily: veil works without the
+`audit` extra, and the audit says how to get it.
 """
 
 from __future__ import annotations
