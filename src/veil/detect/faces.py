@@ -113,6 +113,9 @@ def _session(threads: int):  # type: ignore[no-untyped-def]
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads > 0:
         options.intra_op_num_threads = threads
+    # Idle worker threads sleep instead of spinning: in video the detector shares the CPU with
+    # the decoder and x264, and spinning cost ~20% of throughput (10.5 vs 12.5-13.1 fps, 720p, fast).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
