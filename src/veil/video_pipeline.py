@@ -73,6 +73,7 @@ class VideoDetectSettings:
 # still-image passes (full resolution, 2x for tiny faces, flips) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
+# Score thresholds come from the still presets (per face-height tier).
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.FAST: (0.5, 0, 5),
     DetectPreset.BALANCED: (0.5, 384, 3),
@@ -85,7 +86,10 @@ def video_detect_settings(config: Config) -> VideoDetectSettings:
     settings = preset_settings(config.detect, config.threshold)
     scale, large_face_side, every = _VIDEO_PRESETS[config.detect]
     if config.detect is not DetectPreset.THOROUGH:
-        settings = replace(settings, max_side=0, large_face_side=large_face_side)
+        # The preset's score thresholds, but one pass at the video scale (not the still
+        # preset's up-scaling), so the frame scale alone sets the cost.
+        settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
+                           flip=False)
     return VideoDetectSettings(settings, every, scale)
 
 
@@ -227,22 +231,26 @@ def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[Fac
     """One record per final region. Tracker-added regions have score 0 (no detection there)."""
     by_region: dict[tuple[int, ...], FaceRecord] = {}
     records = []
-    for i in range(len(computed)):
-        x1, y1, x2, y2 = (float(v) for v in rows.boxes[i])
-        source = RegionSource(int(rows.sources[i]))
-        score = float(rows.scores[i]) if source is RegionSource.DETECTED else 0.0
-        record = FaceRecord((x1, y1, x2 - x1, y2 - y1), score, tuple(computed.xywh()[i]),  # type: ignore[arg-type]
-                            int(rows.track_ids[i]), source)
+    masks = computed.xywh()
+    boxes, scores = rows.boxes.tolist(), rows.scores.tolist()
+    sources, tracks = rows.sources.tolist(), rows.track_ids.tolist()
+    regions = computed.boxes.tolist()
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        source = RegionSource(sources[i])
+        score = scores[i] if source is RegionSource.DETECTED else 0.0
+        record = FaceRecord((x1, y1, x2 - x1, y2 - y1), score, tuple(masks[i]),  # type: ignore[arg-type]
+                            tracks[i], source)
         records.append(record)
-        by_region.setdefault((*computed.boxes[i].tolist(), int(computed.track_ids[i])), record)
+        by_region.setdefault((*regions[i], tracks[i]), record)
     if final is computed:
         return tuple(records)
     out = []
+    final_regions, final_tracks = final.boxes.tolist(), final.track_ids.tolist()
     for i, (mx, my, mw, mh) in enumerate(final.xywh()):
-        key = (*final.boxes[i].tolist(), int(final.track_ids[i]))
+        key = (*final_regions[i], final_tracks[i])
         found = by_region.get(key)
         out.append(found or FaceRecord((float(mx), float(my), float(mw), float(mh)), 0.0,
-                                       (mx, my, mw, mh), int(final.track_ids[i]),
+                                       (mx, my, mw, mh), final_tracks[i],
                                        RegionSource(int(final.sources[i]))))
     return tuple(out)
 
