@@ -217,3 +217,19 @@ def test_blur_warns_that_it_is_reversible(tmp_path: Path) -> None:
 def test_help_lists_commands() -> None:
     result = run_veil("--help")
     assert result.returncode == 0 and "redact" in result.stdout and "scan" in result.stdout
+
+
+def test_output_suffix_must_match_the_still_format(tmp_path: Path) -> None:
+    target = tmp_path / "photo.png"
+    result = run_veil("redact", EXAMPLE, "-o", target)
+    assert result.returncode == 1 and "does not end in .jpg" in result.stderr
+    assert not target.exists()
+    upper = tmp_path / "photo.JPEG"
+    assert run_veil("redact", EXAMPLE, "-o", upper).returncode == 0 and upper.is_file()
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
+    odd = tmp_path / "[bold]odd.jpg"
+    odd.write_text("not an image")
+    result = run_veil("redact", odd)
+    assert result.returncode == 1 and f"error {odd}" in result.stderr

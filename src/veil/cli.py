@@ -131,11 +131,11 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
             progress.remove_task(frames_task)
             reports.append(report)
             if report.ok:
-                err.print(f"[green]done[/] {report.path} -> {report.output} "
+                err.print(f"[green]done[/] {escape(str(report.path))} -> {escape(str(report.output))} "
                           f"({report.faces} face{'s' if report.faces != 1 else ''} masked"
                           f"{f' over {report.frames} frames' if report.kind == 'video' else ''})")
             else:
-                err.print(f"[red]error[/] {report.path}: {report.error}")
+                err.print(f"[red]error[/] {escape(str(report.path))}: {escape(str(report.error))}")
             if files_task is not None:
                 progress.advance(files_task)
     return reports
@@ -236,7 +236,7 @@ def redact(
             edit_plan = load_plan(plan_file)
             edit_plan.check_inputs([job.source for job in jobs])
         except VeilError as exc:
-            err.print(f"[red]error[/] {exc.path or plan_file}: {exc.message}")
+            err.print(f"[red]error[/] {escape(str(exc.path or plan_file))}: {escape(exc.message)}")
             raise typer.Exit(ExitCode.USAGE) from None
     audit_hook = _audit_hook(config) if audit else None
     reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan,
@@ -337,7 +337,7 @@ def scan(
                               f"{'s' if len(frame.faces) != 1 else ''}")
         except VeilError as exc:
             failed += 1
-            err.print(f"[red]error[/] {job.source}: {exc.message}")
+            err.print(f"[red]error[/] {escape(str(job.source))}: {escape(exc.message)}")
     raise typer.Exit(ExitCode.SOME_FAILED if failed else ExitCode.OK)
 
 
@@ -367,7 +367,7 @@ def eval_command(
     try:
         report = evaluate(truths, images or annotations.parent, config, label=detect.value)
     except VeilError as exc:
-        err.print(f"[red]error[/] {exc.path or annotations}: {exc.message}")
+        err.print(f"[red]error[/] {escape(str(exc.path or annotations))}: {escape(exc.message)}")
         raise typer.Exit(ExitCode.SOME_FAILED) from None
     if as_json:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")
@@ -393,7 +393,7 @@ def review(
     try:
         from .web import Library, ReviewServer
     except ImportError as exc:
-        err.print(f"[red]error[/] the review app needs its extra: pip install 'veil[review]' ({exc})")
+        err.print("[red]error[/] the review app needs its extra: " + escape(f"pip install 'veil[review]' ({exc})"))
         raise typer.Exit(ExitCode.USAGE) from None
     import webbrowser
 
@@ -401,10 +401,10 @@ def review(
     try:
         library = Library.open(target, config, output)
     except VeilError as exc:
-        err.print(f"[red]error[/] {exc.path or target}: {exc.message}")
+        err.print(f"[red]error[/] {escape(str(exc.path or target))}: {escape(exc.message)}")
         raise typer.Exit(ExitCode.USAGE) from None
     if not library.items:
-        err.print(f"[red]error[/] no pictures found in {target}")
+        err.print(f"[red]error[/] no pictures found in {escape(str(target))}")
         raise typer.Exit(ExitCode.SOME_FAILED)
     server = ReviewServer(library, port)
     # Plain writes: a console library could wrap the long address.

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_output, check_target
-from ._errors import InputError, RedactionError, VeilError
+from ._errors import InputError, OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan, RegionSource
 from .detect.base import Detector
 from .media.image import encode_image, read_image
@@ -125,6 +125,7 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
                                  progress=progress, **({"plan": plan} if plan is not None else {}))
     started = time.perf_counter()
     still = read_image(path, config.max_pixels)
+    check_still_suffix(path, target, still.format)
     detections, plan_regions = scan_image(still.pixels, config, detector)
     if plan is not None:
         plan.check_frame_count(1)
@@ -149,6 +150,18 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
         lowest_score=float(detections.scores.min()) if len(detections) else None,
         seconds=time.perf_counter() - started,
     )
+
+
+# A still is written in its own format, so the output name must say that format.
+_STILL_SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "PNG": (".png",),
+                   "WEBP": (".webp",), "TIFF": (".tif", ".tiff"), "HEIF": (".heic", ".heif")}
+
+
+def check_still_suffix(source: Path, target: Path, image_format: str) -> None:
+    allowed = _STILL_SUFFIXES.get(image_format, ())
+    if allowed and target.suffix.lower() not in allowed:
+        raise OutputError(f"output {target.name} does not end in {' or '.join(allowed)}: veil writes "
+                          f"stills in their own format ({image_format})", source)
 
 
 def default_output(path: Path) -> Path:
