@@ -70,7 +70,7 @@ class VideoDetectSettings:
 # resolution. The 384 px pass (taken when the scaled frame is over 480 px) finds close-ups too
 # large for the network at the main scale, at a sixth to a third of the main pass's cost (a 640
 # px pass doubled the cost at 1080p for no measured recall gain). "thorough" keeps the
-# still-image passes (full resolution, 2x for tiny faces, flips) on every frame: use it where
+# still-image passes (full resolution and up-scaled) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
 # Score thresholds come from the still presets (per face-height tier).
