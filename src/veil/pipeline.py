@@ -56,12 +56,12 @@ def redact_image(pixels: np.ndarray, config: Config = Config(),
 def face_records(detections: Detections, plan: MaskPlan) -> tuple[FaceRecord, ...]:
     """Pair each detection with its mask region for reports (plan rows follow detection rows)."""
     records = []
+    regions = plan.xywh()
     for i in range(min(len(detections), len(plan))):
         x1, y1, x2, y2 = (float(v) for v in detections.boxes[i])
-        mx, my, mw, mh = plan.xywh()[i]
+        mx, my, mw, mh = regions[i]
         records.append(FaceRecord((x1, y1, x2 - x1, y2 - y1), float(detections.scores[i]),
-                                  (mx, my, mw, mh), int(detections.track_ids[i]),
-                                  ))
+                                  (mx, my, mw, mh), int(detections.track_ids[i])))
     return tuple(records)
 
 
