@@ -29,6 +29,7 @@ import numpy as np
 from .._errors import InputError
 from .._types import Config, Detections, MaskPlan
 from ..detect.base import Detector
+from ..detect.nms import iou_matrix
 from ..media.image import read_image
 from ..media.kinds import MediaKind, media_kind
 from ..plan import clip_regions, expand_boxes
@@ -67,20 +68,6 @@ class FrameAudit:
     seconds: dict[str, float]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between xyxy boxes a (N, 4) and b (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    a = a.astype(np.float64)[:, None, :]
-    b = b.astype(np.float64)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
-
-
 def _xywh(box: np.ndarray | tuple[float, ...]) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = (float(v) for v in box)
     return int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))
@@ -96,7 +83,7 @@ def veil_regions(detections: Detections, width: int, height: int, config: Config
 
 def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
     """Greedy one-to-one pairing of dlib faces to veil faces by IoU."""
-    iou = _iou(veil_boxes, dlib_boxes)
+    iou = iou_matrix(np.asarray(veil_boxes, np.float64), np.asarray(dlib_boxes, np.float64))
     pairs: dict[int, int] = {}
     while iou.size and iou.max() >= SAME_FACE_IOU:
         i, j = np.unravel_index(int(iou.argmax()), iou.shape)
