@@ -78,7 +78,7 @@ def test_bomb_is_refused_before_allocating(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     _png_bomb(bomb)
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from veil.media.image import read_image\n"
         "from veil import InputError\n"
         f"try:\n    read_image(__import__('pathlib').Path({str(bomb)!r}))\n"

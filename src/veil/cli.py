@@ -142,7 +142,7 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
 
 
 class _NullProgress:
-    tasks: list[object] = []
+    """Stands in for the Rich progress bar when stderr is not a terminal."""
 
     def __enter__(self) -> _NullProgress:
         return self
