@@ -1,7 +1,8 @@
-"""Greedy non-maximum suppression over xyxy boxes, vectorised."""
+"""Greedy non-maximum suppression over xyxy boxes, and the IoU matrix it is built on."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -21,14 +22,38 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept, highest score first."""
+    """Indices of the boxes kept, highest score first; a box is dropped at IoU >= the threshold.
+
+    A crowd frame at low thresholds gives thousands of candidates, so the pairwise matrix
+    (quadratic memory) is avoided: OpenCV's greedy NMS does the same in C++. It only accepts
+    positive scores, so anything else takes the NumPy loop, which gives identical results.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    if np.all(scores > 0):
+        xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).astype(np.float64)
+        # OpenCV drops a box at IoU > threshold; nudge it down so that equality drops too.
+        kept = cv2.dnn.NMSBoxes(xywh, scores.astype(np.float32), 0.0,
+                                float(np.nextafter(np.float32(iou_threshold), np.float32(0))))
+        return np.asarray(kept, np.int64).reshape(-1)
+    return _nms_numpy(boxes, scores, iou_threshold)
+
+
+def _nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     order = np.argsort(-scores, kind="stable")
+    b = boxes[order].astype(np.float32)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    alive = np.ones(len(b), bool)
     keep: list[int] = []
-    suppressed = np.zeros(len(boxes), bool)
-    ious = iou_matrix(boxes, boxes)
-    for i in order:
-        if suppressed[i]:
+    for i in range(len(b)):
+        if not alive[i]:
             continue
-        keep.append(int(i))
-        suppressed |= ious[i] >= iou_threshold
+        keep.append(int(order[i]))
+        rest = b[i + 1:]
+        iw = np.clip(np.minimum(b[i, 2], rest[:, 2]) - np.maximum(b[i, 0], rest[:, 0]), 0, None)
+        ih = np.clip(np.minimum(b[i, 3], rest[:, 3]) - np.maximum(b[i, 1], rest[:, 1]), 0, None)
+        inter = iw * ih
+        union = area[i] + area[i + 1:] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+        alive[i + 1:] &= iou < iou_threshold
     return np.asarray(keep, np.int64)
