@@ -1,7 +1,7 @@
 """Video speed and recall, measured in one run: veil settings vs a bare transcode vs deface.
 
     python benchmarks/bench_video.py [--clips DIR] [--seconds 3] [--sizes 1280x720,1920x1080]
-                                     [--settings fast:3,balanced:2] [--no-deface]
+                                     [--settings fast:3,balanced:2,fast:5:still] [--no-deface]
 
 Without --clips it renders clips from ../shared/data/wider_dev with make_clips.py into a temporary
 folder (WIDER derivatives: never kept). For every clip it prints, measured in the same process
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -148,24 +148,25 @@ def deface_recall(src: Path, gt: list[dict]) -> Recall:
 
 def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     """`preset` is veil's video setting for that preset; `preset:k` runs it on every k-th frame;
-    `image-preset:k` runs the still-image preset's passes."""
-    name, _, every = text.partition(":")
+    `preset@scale` scales frames for the detector; `image-preset` runs the still-image preset's
+    passes; a trailing `:still` turns camera-motion compensation off (a still camera assumed)."""
+    parts = text.split(":")
+    still = parts[-1] == "still"
+    if still:
+        parts = parts[:-1]
+    name, every = parts[0], (parts[1] if len(parts) > 1 else "")
     if name == "none":
         return text, VideoDetectSettings(preset_settings(DetectPreset.FAST), 1)
-    if "@" in name:  # preset@scale, e.g. fast@0.4
-        name, _, scale = name.partition("@")
-        detect = video_detect_settings(Config(detect=DetectPreset(name)))
-        detect = VideoDetectSettings(detect.detector, detect.detect_every, float(scale))
-        if every:
-            detect = VideoDetectSettings(detect.detector, int(every), detect.scale)
-        return text, detect
+    name, _, scale = name.partition("@")
     if name.startswith("image-"):
         detect = VideoDetectSettings(preset_settings(DetectPreset(name[6:])), 1)
     else:
         detect = video_detect_settings(Config(detect=DetectPreset(name)))
+    if scale:
+        detect = replace(detect, scale=float(scale))
     if every:
-        detect = VideoDetectSettings(detect.detector, int(every), detect.scale)
-    return text, detect
+        detect = replace(detect, detect_every=int(every))
+    return text, replace(detect, camera_motion=not still)
 
 
 def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:

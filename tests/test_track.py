@@ -116,5 +116,48 @@ def test_a_face_leaving_the_picture_stays_masked_up_to_the_gap() -> None:
     assert [len(_tracked(f)) for f in out] == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
     widths = [float(b[0][2] - b[0][0]) for b in (_tracked(out[i]) for i in range(3, 7))]
     assert min(widths) >= 36  # carried at its last size, not shrunk further
-    inside = TrackerSettings(gap_frames=5, pad_frames=1)  # no frame size: pad only
+    inside = TrackerSettings(gap_frames=5, pad_frames=1, hold_after_hits=0)  # no frame size: pad only
     assert [len(_tracked(f)) for f in _run(frames, inside)] == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(("hits", "expected"), [
+    (1, [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),  # one detection: a stray box gets the pad only
+    (2, [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]),  # seen twice: a face, held for the whole gap
+])
+def test_a_face_seen_twice_is_held_for_the_gap_after_it_is_lost(hits: int, expected: list[int]) -> None:
+    frames: list[Detections | None] = [_dets((200, 100, 240, 150))] * hits + [_dets()] * (10 - hits)
+    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=1))
+    assert [len(_tracked(f)) for f in out] == expected
+
+
+def _shift(dx: float, dy: float = 0.0, zoom: float = 1.0) -> np.ndarray:
+    return np.array([[zoom, 0.0, dx], [0.0, zoom, dy], [0.0, 0.0, 1.0]])
+
+
+def test_carried_masks_follow_the_camera() -> None:
+    # A still face in a pan of 40 px a frame, detected on frames 0 and 6 only: without the
+    # camera's motion, interpolation puts it where it is not; with it, exactly where it is.
+    face = np.array([300.0, 100.0, 340.0, 150.0])
+    frames: list[Detections | None] = [None] * 7
+    frames[0] = _dets(tuple(face))
+    frames[6] = _dets(tuple(face + [-240, 0, -240, 0]))  # the camera moved 6 x 40 px right
+    tracker = Tracker(TrackerSettings(gap_frames=8, pad_frames=1))
+    out = []
+    for i, dets in enumerate(frames):
+        out.extend(tracker.push(i, dets, _shift(-40.0) if i else None))
+    out.extend(tracker.flush())
+    for i in range(1, 6):
+        (box,) = _tracked(out[i])
+        np.testing.assert_allclose(box, face + [-40 * i, 0, -40 * i, 0], atol=1e-3)
+
+
+def test_a_zoom_scales_carried_masks() -> None:
+    # Zooming in 10% a frame about the origin: the face grows and moves away from the corner.
+    frames: list[Detections | None] = [_dets((100, 100, 140, 150))] + [_dets()] * 3
+    tracker = Tracker(TrackerSettings(gap_frames=2, pad_frames=2))
+    out = []
+    for i, dets in enumerate(frames):
+        out.extend(tracker.push(i, dets, _shift(0.0, zoom=1.1) if i else None))
+    out.extend(tracker.flush())
+    (box,) = _tracked(out[2])
+    np.testing.assert_allclose(box, np.array([100, 100, 140, 150]) * 1.21, rtol=1e-5)

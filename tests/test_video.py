@@ -432,12 +432,13 @@ class _QuarterDetector:
 @pytest.mark.parametrize("rotation", [0, -90, 180])
 def test_prescaled_detection_maps_back_to_full_upright_frames(tmp_path: Path, rotation: int) -> None:
     from veil.media.video import VideoReader
+    from veil.motion import with_motion
     from veil.video_pipeline import planned_frames, video_detect_settings
 
     src = write_clip(tmp_path / "r.mp4", size=(64, 48), rotation=rotation, audio=False, frames=4)
     detector = _QuarterDetector()
     with VideoReader(src) as reader:
-        planned = list(planned_frames(reader.frames(), detector, Config(), video_detect_settings(Config()),
+        planned = list(planned_frames(with_motion(reader.frames()), detector, Config(), video_detect_settings(Config()),
                                       30.0, None, prescale=0.5))
     upright = (64, 48) if rotation == -90 else (48, 64)  # (height, width)
     assert detector.shapes[0] == (upright[0] // 2, upright[1] // 2, 3)

@@ -13,6 +13,10 @@ detector's own boxes unchanged, followed by the boxes it adds:
 
 Added boxes carry a `grow` fraction (extra margin) that rises with the distance in frames from the
 nearest detection, because the box is less certain the further it is carried.
+
+Camera motion: `push` takes the motion since the previous frame (see `motion.py`). Tracks live in
+scene coordinates (the first frame's pixels, moved with the camera), so interpolation and
+velocity describe the face's own motion and a pan or zoom between detections is followed exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from ._types import Detections, RegionSource
 from .detect.nms import iou_matrix
+from .motion import IDENTITY, transform_boxes
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class TrackerSettings:
     # a face half out of the picture is what the detector misses while it is still recognisable.
     frame_size: tuple[int, int] | None = None
     edge_px: float = 2.0
+    # A track detected on this many frames is a face, not a stray box: it too is carried for up
+    # to gap_frames beyond its ends (a face turning away or down is what the detector loses
+    # first, and one missed on the last detector frames would otherwise show).
+    hold_after_hits: int = 2
 
     def __post_init__(self) -> None:
         if self.gap_frames < 0 or self.pad_frames < 0:
@@ -74,14 +83,16 @@ class TrackedFrame:
 @dataclass
 class _Observation:
     frame: int
-    box: np.ndarray  # xyxy float64
-    velocity: np.ndarray  # per-frame change of the box since the previous observation
+    box: np.ndarray  # xyxy float64, in the frame's pixels
+    scene: np.ndarray  # the same box in scene coordinates
+    velocity: np.ndarray  # per-frame change of the scene box since the previous observation
 
 
 @dataclass
 class _Track:
     track_id: int
     observations: list[_Observation] = field(default_factory=list)
+    hits: int = 0  # detections linked to it so far
 
     @property
     def last(self) -> _Observation:
@@ -89,8 +100,8 @@ class _Track:
 
 
 def _clamp_velocity(velocity: np.ndarray, box: np.ndarray, max_speed: float) -> np.ndarray:
-    size = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
-    return np.clip(velocity, -max_speed * size, max_speed * size)
+    limit = max_speed * max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    return np.minimum(np.maximum(velocity, -limit), limit)
 
 
 def _translation(velocity: np.ndarray) -> np.ndarray:
@@ -113,11 +124,24 @@ class Tracker:
         self._next_id = 0
         self._pending: deque[tuple[int, Detections, bool]] = deque()
         self._last_index = -1
+        # Scene -> frame pixels, per frame not yet released; and its inverse for the newest frame.
+        self._to_frame: dict[int, np.ndarray] = {}
+        self._newest = IDENTITY  # scene -> pixels of the newest frame
+        self._to_scene = IDENTITY
 
-    def push(self, index: int, detections: Detections | None) -> list[TrackedFrame]:
-        """Add frame `index` (None: the detector did not run on it); return frames now final."""
+    def push(self, index: int, detections: Detections | None,
+             motion: np.ndarray | None = None) -> list[TrackedFrame]:
+        """Add frame `index` (None: the detector did not run on it); return frames now final.
+
+        `motion`: the 3x3 matrix mapping the previous frame's pixels to this one's (None: a
+        still camera).
+        """
         if index != self._last_index + 1:
             raise ValueError(f"frames must be pushed in order: expected {self._last_index + 1}, got {index}")
+        if motion is not None and index > 0:
+            self._newest = motion @ self._newest
+            self._to_scene = np.linalg.inv(self._newest)
+        self._to_frame[index] = self._newest
         self._last_index = index
         ran = detections is not None
         linked = self._associate(index, detections) if detections is not None else Detections.empty()
@@ -140,8 +164,9 @@ class Tracker:
         candidates = [t for t in self._tracks
                       if t.last.frame < index and index - t.last.frame <= s.gap_frames + 1]
         if n and candidates:
-            predicted = np.stack([t.last.box + t.last.velocity * (index - t.last.frame)
-                                  for t in candidates]).astype(np.float32)
+            scene = np.stack([t.last.scene + t.last.velocity * (index - t.last.frame)
+                              for t in candidates])
+            predicted = transform_boxes(scene, self._newest).astype(np.float32)
             boxes = detections.boxes
             iou = iou_matrix(predicted, boxes)
             pc = (predicted[:, :2] + predicted[:, 2:]) / 2
@@ -180,12 +205,14 @@ class Tracker:
 
     def _observe(self, track: _Track, index: int, box: np.ndarray) -> None:
         box = np.asarray(box, np.float64)
+        scene = transform_boxes(box, self._to_scene)[0]
         velocity = np.zeros(4)
         if track.observations:
             prev = track.last
-            velocity = _clamp_velocity((box - prev.box) / (index - prev.frame), box,
+            velocity = _clamp_velocity((scene - prev.scene) / (index - prev.frame), scene,
                                        self.settings.max_speed)
-        track.observations.append(_Observation(index, box, velocity))
+        track.observations.append(_Observation(index, box, scene, velocity))
+        track.hits += 1
 
     # -- releasing -----------------------------------------------------------------------------
 
@@ -203,7 +230,9 @@ class Tracker:
                 ids.append(track.track_id)
         self._forget(index)
         n = len(boxes)
-        added = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.zeros(n, np.float32),
+        to_frame = self._to_frame.pop(index)
+        added = Detections(transform_boxes(np.asarray(boxes), to_frame).astype(np.float32),
+                           np.zeros(n, np.float32),
                            track_ids=np.asarray(ids, np.int64),
                            sources=np.full(n, int(RegionSource.TRACKED), np.int8))
         all_rows = Detections.concat([detected, added])
@@ -211,7 +240,7 @@ class Tracker:
         return TrackedFrame(index, all_rows, grow_all.astype(np.float32), ran)
 
     def _carry(self, track: _Track, index: int) -> tuple[np.ndarray, float] | None:
-        """The box a track adds in frame `index` (where it has no detection), with its growth."""
+        """The scene box a track adds in frame `index` (where it has no detection), and its growth."""
         s = self.settings
         prev = nxt = None
         after = None  # the observation following `nxt`, for the backward velocity
@@ -222,24 +251,25 @@ class Tracker:
                 nxt = obs
                 after = track.observations[k + 1] if k + 1 < len(track.observations) else None
                 break
+        held = s.hold_after_hits > 0 and track.hits >= s.hold_after_hits
         if prev is not None and nxt is not None and nxt.frame - prev.frame - 1 <= s.gap_frames:
             alpha = (index - prev.frame) / (nxt.frame - prev.frame)
-            box = prev.box + (nxt.box - prev.box) * alpha
+            box = prev.scene + (nxt.scene - prev.scene) * alpha
             distance = min(index - prev.frame, nxt.frame - index)
             return box, min(s.max_grow, s.grow_interpolated * distance)
         if prev is not None:
             distance = index - prev.frame
             if distance <= s.pad_frames:
-                return prev.box + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
-            if distance <= s.gap_frames and self._at_edge(prev.box):
-                return prev.box + _translation(prev.velocity) * distance, s.max_grow
+                return prev.scene + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+            if distance <= s.gap_frames and (held or self._at_edge(prev.box)):
+                return prev.scene + _translation(prev.velocity) * distance, s.max_grow
         if nxt is not None:
             distance = nxt.frame - index
             velocity = after.velocity if after is not None else np.zeros(4)
             if distance <= s.pad_frames:
-                return nxt.box - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
-            if distance <= s.gap_frames and self._at_edge(nxt.box):
-                return nxt.box - _translation(velocity) * distance, s.max_grow
+                return nxt.scene - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
+            if distance <= s.gap_frames and (held or self._at_edge(nxt.box)):
+                return nxt.scene - _translation(velocity) * distance, s.max_grow
         return None
 
     def _at_edge(self, box: np.ndarray) -> bool:

@@ -1,8 +1,8 @@
 """Runs decode -> detect -> track -> plan -> redact -> encode for one video, threaded, failing closed.
 
 Three threads hand frames on through bounded queues, so memory stays constant however long the
-file is: a decoder thread (demux, decode, convert to upright RGB), the calling thread (detect,
-track, plan, mask) and an encoder thread (encode, mux, copy audio packets). The tracker holds a
+file is: a decoder thread (demux, decode, estimate the camera's motion), the calling thread
+(detect, track, plan) and an encoder thread (mask, encode, mux, copy audio packets). The tracker holds a
 fixed look-ahead of frames back (see `track.Tracker.lookahead`) because a mask must start a few
 frames before a face is first detected and bridge gaps between detections.
 
@@ -40,6 +40,7 @@ from ._types import (
 from .detect.base import Detector
 from .detect.faces import DetectorSettings, FaceDetector, preset_settings
 from .media.video import Frame, VideoReader, VideoWriter
+from .motion import with_motion
 from .plan import clip_regions, expand_boxes
 from .track import TrackedFrame, Tracker, TrackerSettings
 
@@ -63,6 +64,7 @@ class VideoDetectSettings:
     detector: DetectorSettings
     detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
     scale: float = 1.0  # frames are scaled by this (one swscale pass) before the detector sees them
+    camera_motion: bool = True  # carried masks follow the camera (motion.py); off: a still camera
 
 
 # Per preset: (frame scale, large-face pass side, detector stride). Scaling is relative to the
@@ -255,20 +257,21 @@ def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[Fac
     return tuple(out)
 
 
-def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
-                   detect: VideoDetectSettings, rate: float | None,
+def planned_frames(frames: Iterable[tuple[Frame, np.ndarray | None]], detector: Detector,
+                   config: Config, detect: VideoDetectSettings, rate: float | None,
                    plan: PlanHook | None = None, prescale: float = 1.0) -> Iterator[PlannedFrame]:
     """Detect on every k-th frame and the last, track, plan; yield frames in order with their masks.
 
-    `prescale` < 1 hands the detector frames already scaled by it (one swscale pass) and maps
-    its boxes back. Holds back at most the tracker's look-ahead plus one frame.
+    `frames` pairs each frame with the camera's motion since the previous one (`with_motion`), or
+    None. `prescale` < 1 hands the detector frames already scaled by it (one swscale pass) and
+    maps its boxes back. Holds back at most the tracker's look-ahead plus one frame.
     """
     settings = tracker_settings(config, rate, detect.detect_every)
     tracker: Tracker | None = None  # made at the first frame, which gives the frame size
     held: collections.deque[Frame] = collections.deque()
-    waiting: Frame | None = None  # pushed one frame late, so the last frame is known to be last
+    waiting: tuple[Frame, np.ndarray | None] | None = None  # pushed one late: the last is known
 
-    def push(frame: Frame, last: bool) -> Iterator[PlannedFrame]:
+    def push(frame: Frame, motion: np.ndarray | None, last: bool) -> Iterator[PlannedFrame]:
         nonlocal tracker
         if tracker is None:
             tracker = Tracker(replace(settings, frame_size=frame.size))
@@ -283,7 +286,7 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
             if (sx, sy) != (1.0, 1.0):
                 found = found.scaled(sx, sy)
         held.append(frame)
-        for tracked in tracker.push(frame.index, found):
+        for tracked in tracker.push(frame.index, found, motion):
             yield _finish(held.popleft(), tracked)
 
     def _finish(frame: Frame, tracked: TrackedFrame) -> PlannedFrame:
@@ -293,14 +296,22 @@ def planned_frames(frames: Iterable[Frame], detector: Detector, config: Config,
         final = plan.regions_for(frame.index, computed, width, height) if plan is not None else computed
         return PlannedFrame(frame, final, _records(rows, computed, final))
 
-    for frame in frames:
+    for item in frames:
         if waiting is not None:
-            yield from push(waiting, last=False)
-        waiting = frame
+            yield from push(*waiting, last=False)
+        waiting = item
     if waiting is not None:
-        yield from push(waiting, last=True)
+        yield from push(*waiting, last=True)
     for tracked in tracker.flush() if tracker is not None else []:
         yield _finish(held.popleft(), tracked)
+
+
+def _frames(frames: Iterable[Frame], settings: VideoDetectSettings
+            ) -> Iterator[tuple[Frame, np.ndarray | None]]:
+    """The frames with the camera's motion, if the settings follow it."""
+    if settings.camera_motion:
+        return with_motion(frames)
+    return ((frame, None) for frame in frames)
 
 
 def _detector(config: Config, detector: Detector | None, settings: VideoDetectSettings | None = None
@@ -320,7 +331,7 @@ def scan_video_file(path: Path, config: Config = Config(), detector: Detector | 
     path = Path(path)
     detector, settings, prescale = _detector(config, detector)
     with VideoReader(path) as reader:
-        decoder = _Producer(reader.frames, "veil-decode")
+        decoder = _Producer(lambda: _frames(reader.frames(), settings), "veil-decode")
         try:
             for planned in planned_frames(decoder, detector, config, settings,
                                           float(reader.info.rate) if reader.info.rate else None, plan,
@@ -382,7 +393,7 @@ def redact_video_file(path: Path, target: Path, config: Config, *, overwrite: bo
             with atomic_output(target, overwrite) as tmp:
                 writer = VideoWriter(tmp, target, info, [] if config.drop_audio else reader.audio_streams,
                                      config, reader.container_metadata)
-                decoder = _Producer(lambda: reader.frames(on_audio), "veil-decode")
+                decoder = _Producer(lambda: _frames(reader.frames(on_audio), settings), "veil-decode")
 
                 def encode(item: PlannedFrame) -> None:
                     while audio:

@@ -114,6 +114,15 @@ class Frame:
             return pixels, height / h, width / w
         return pixels, width / w, height / h
 
+    def grey(self, width: int) -> tuple[np.ndarray, float]:
+        """A small upright greyscale copy `width` px wide (one swscale pass), and its scale."""
+        upright_width = self.size[0]
+        scale = min(1.0, width / upright_width)
+        w = max(1, round(self.image.width * scale))
+        h = max(1, round(self.image.height * scale))
+        small = self.image.reformat(width=w, height=h, format="gray", interpolation="AREA")
+        return _turn(small.to_ndarray(), self.rotation), scale
+
 
 def _turn(pixels: np.ndarray, rotation: int) -> np.ndarray:
     if not rotation:
