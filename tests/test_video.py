@@ -403,6 +403,32 @@ def test_yuv_painting_covers_exactly_the_planned_pixels(shape: str) -> None:
     assert rgb[covered].max() < 12  # black, chroma included, to the region's edge
 
 
+def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly() -> None:
+    # Many overlapping regions at odd offsets, not touching the frame's left and top edges: the
+    # union is painted inside a window, and chroma must still follow the 2x2 blocks exactly.
+    from veil._types import MaskShape, MaskStyle
+    from veil.media.video import paint_yuv420
+    from veil.redact import coverage_mask
+
+    rng = np.random.default_rng(3)
+    xy = rng.integers(7, 80, (150, 2))
+    boxes = np.hstack([xy, xy + rng.integers(1, 20, (150, 2))])
+    boxes[:, 2:] = np.minimum(boxes[:, 2:], [101, 77])
+    plan = MaskPlan(boxes, MaskShape.ELLIPSE)
+    orange = np.empty((77, 101, 3), np.uint8)
+    orange[...] = (220, 120, 40)  # chroma far from neutral, so painted blocks stand out
+    image = av.VideoFrame.from_ndarray(orange, format="rgb24").reformat(format="yuv420p")
+    paint_yuv420(image, plan, MaskStyle.SOLID)
+    planes = [np.frombuffer(p, np.uint8).reshape(-1, p.line_size) for p in image.planes]
+    covered = coverage_mask(plan, 77, 101)
+    assert np.all(planes[0][:77, :101][covered] == 16) and np.all(planes[0][:77, :101][~covered] > 100)
+    padded = np.zeros((78, 102), bool)
+    padded[:77, :101] = covered
+    blocks = padded.reshape(39, 2, 51, 2).any(axis=(1, 3))
+    for chroma in planes[1:]:
+        assert np.all(chroma[:39, :51][blocks] == 128) and np.all(chroma[:39, :51][~blocks] != 128)
+
+
 @pytest.mark.parametrize("mask,shape", [("noise", "ellipse"), ("mosaic", "box"), ("blur", "ellipse")])
 def test_every_mask_style_through_the_video_pipeline(tmp_path: Path, mask: str, shape: str) -> None:
     src = write_clip(tmp_path / "s.mp4", size=(96, 64), audio=False, texture=True)

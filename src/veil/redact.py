@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._types import MaskPlan, MaskShape, MaskStyle
@@ -14,23 +16,37 @@ BLUR_SIGMA_FRACTION = 0.12
 
 
 def region_mask(plan: MaskPlan, index: int) -> np.ndarray:
-    """Boolean mask of region `index` inside its own box (all True for boxes)."""
+    """Boolean mask of region `index` inside its own box (all True for boxes); read-only."""
     x0, y0, x1, y1 = (int(v) for v in plan.boxes[index])
-    h, w = y1 - y0, x1 - x0
-    if plan.shape is MaskShape.BOX:
-        return np.ones((h, w), bool)
-    yy, xx = np.ogrid[:h, :w]
-    # The ellipse inscribed in the pixel grid, measured from pixel centres.
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    ry, rx = max(h / 2, 0.5), max(w / 2, 0.5)
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    return _shape_mask(plan.shape, y1 - y0, x1 - x0)
 
 
-def coverage_mask(plan: MaskPlan, height: int, width: int) -> np.ndarray:
-    """Boolean (H, W) mask of every pixel the plan replaces."""
+@functools.lru_cache(maxsize=4096)
+def _shape_mask(shape: MaskShape, h: int, w: int) -> np.ndarray:
+    """Cached per size: a crowd video asks for the same few hundred sizes frame after frame."""
+    if shape is MaskShape.BOX:
+        mask = np.ones((max(h, 0), max(w, 0)), bool)
+    else:
+        yy, xx = np.ogrid[:h, :w]
+        # The ellipse inscribed in the pixel grid, measured from pixel centres.
+        cy, cx = (h - 1) / 2, (w - 1) / 2
+        ry, rx = max(h / 2, 0.5), max(w / 2, 0.5)
+        mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    mask.flags.writeable = False
+    return mask
+
+
+def coverage_mask(plan: MaskPlan, height: int, width: int,
+                  window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Boolean (H, W) mask of every pixel the plan replaces; with `window` (x0, y0, x1, y1), only
+    that part of the frame (the regions must lie inside it)."""
+    wx, wy = (window[0], window[1]) if window else (0, 0)
+    if window:
+        width, height = window[2] - window[0], window[3] - window[1]
     covered = np.zeros((height, width), bool)
-    for i, (x0, y0, x1, y1) in enumerate(plan.boxes):
-        covered[y0:y1, x0:x1] |= region_mask(plan, i)
+    for i, (x0, y0, x1, y1) in enumerate(plan.boxes.tolist()):
+        if x1 > x0 and y1 > y0:
+            covered[y0 - wy:y1 - wy, x0 - wx:x1 - wx] |= region_mask(plan, i)
     return covered
 
 
