@@ -163,11 +163,13 @@ class Tracker:
         ids = np.full(n, -1, np.int64)
         candidates = [t for t in self._tracks
                       if t.last.frame < index and index - t.last.frame <= s.gap_frames + 1]
+        boxes = detections.boxes
+        scenes = transform_boxes(boxes, self._to_scene)  # every detection's box in the scene
         if n and candidates:
-            scene = np.stack([t.last.scene + t.last.velocity * (index - t.last.frame)
-                              for t in candidates])
+            since = np.array([index - t.last.frame for t in candidates], np.float64)
+            scene = np.array([t.last.scene for t in candidates]) + \
+                np.array([t.last.velocity for t in candidates]) * since[:, None]
             predicted = transform_boxes(scene, self._newest).astype(np.float32)
-            boxes = detections.boxes
             iou = iou_matrix(predicted, boxes)
             pc = (predicted[:, :2] + predicted[:, 2:]) / 2
             dc = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -177,35 +179,32 @@ class Tracker:
             distance = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / p_size[:, None]
             ratio = d_size[None, :] / p_size[:, None]
             # A face unseen for longer may have moved further from where its velocity puts it.
-            since = np.array([index - t.last.frame for t in candidates], np.float64)
             reach = s.max_centre_distance * np.minimum(2.0, 1.0 + 0.15 * (since - 1))
             allowed = ((iou >= s.min_iou) | (distance <= reach[:, None])) & \
                 (ratio <= s.max_size_ratio) & (ratio >= 1 / s.max_size_ratio)
             affinity = np.where(allowed, iou - 0.5 * distance, -np.inf)
-            # Greedy one-to-one matching, best affinity first.
-            order = np.dstack(np.unravel_index(np.argsort(-affinity, axis=None), affinity.shape))[0]
+            # Greedy one-to-one matching, best affinity first, over the allowed pairs only.
+            pairs = np.flatnonzero(allowed)
+            pairs = pairs[np.argsort(-affinity.reshape(-1)[pairs], kind="stable")]
             used_tracks: set[int] = set()
-            for ti, di in order:
-                if not np.isfinite(affinity[ti, di]):
-                    break
+            for ti, di in zip(*np.unravel_index(pairs, affinity.shape)):
                 if ti in used_tracks or ids[di] >= 0:
                     continue
                 used_tracks.add(int(ti))
                 track = candidates[ti]
                 ids[di] = track.track_id
-                self._observe(track, index, boxes[di])
+                self._observe(track, index, boxes[di], scenes[di])
         for di in np.flatnonzero(ids < 0):
             track = _Track(self._next_id)
             self._next_id += 1
             self._tracks.append(track)
             ids[di] = track.track_id
-            self._observe(track, index, detections.boxes[di])
+            self._observe(track, index, boxes[di], scenes[di])
         return Detections(detections.boxes, detections.scores, detections.landmarks, ids,
                           np.full(n, int(RegionSource.DETECTED), np.int8))
 
-    def _observe(self, track: _Track, index: int, box: np.ndarray) -> None:
+    def _observe(self, track: _Track, index: int, box: np.ndarray, scene: np.ndarray) -> None:
         box = np.asarray(box, np.float64)
-        scene = transform_boxes(box, self._to_scene)[0]
         velocity = np.zeros(4)
         if track.observations:
             prev = track.last

@@ -14,6 +14,7 @@ detector frame is covered since the previous one.
 from __future__ import annotations
 
 import collections
+import functools
 import queue
 import threading
 import time
@@ -110,11 +111,26 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int) -> T
 
 @dataclass(frozen=True, eq=False)
 class PlannedFrame:
-    """A frame ready to be masked: its final regions and the records `veil scan` prints."""
+    """A frame ready to be masked: its final regions, and the records `veil scan` prints."""
 
     frame: Frame
-    plan: MaskPlan
-    faces: tuple[FaceRecord, ...]
+    plan: MaskPlan  # the final regions (after the review app's edits, if any)
+    rows: Detections  # the tracked rows the computed regions came from, aligned with `computed`
+    computed: MaskPlan
+
+    @functools.cached_property
+    def faces(self) -> tuple[FaceRecord, ...]:
+        """One record per final region; made only when asked (redaction needs none of them)."""
+        return _records(self.rows, self.computed, self.plan)
+
+    @property
+    def lowest_score(self) -> float | None:
+        """The lowest detector score among the regions masked in this frame."""
+        if self.plan is not self.computed:
+            scores = [f.score for f in self.faces if f.source is RegionSource.DETECTED]
+            return min(scores) if scores else None
+        detected = self.rows.scores[self.rows.sources == int(RegionSource.DETECTED)]
+        return float(detected.min()) if len(detected) else None
 
 
 # -- threads -------------------------------------------------------------------------------------
@@ -294,7 +310,7 @@ def planned_frames(frames: Iterable[tuple[Frame, np.ndarray | None]], detector: 
         width, height = frame.size
         computed, rows = _plan_rows(tracked, width, height, config)
         final = plan.regions_for(frame.index, computed, width, height) if plan is not None else computed
-        return PlannedFrame(frame, final, _records(rows, computed, final))
+        return PlannedFrame(frame, final, rows, computed)
 
     for item in frames:
         if waiting is not None:
@@ -361,9 +377,9 @@ class _Tally:
         self.faces_per_frame.append(len(planned.plan))
         if np.any(planned.plan.sources == int(RegionSource.TRACKED)):
             self.tracked_frames += 1
-        for face in planned.faces:
-            if face.source is RegionSource.DETECTED and (self.lowest is None or face.score < self.lowest):
-                self.lowest = face.score
+        lowest = planned.lowest_score
+        if lowest is not None and (self.lowest is None or lowest < self.lowest):
+            self.lowest = lowest
         for track in planned.plan.track_ids.tolist():
             if track >= 0:
                 self.tracks.add(track)
