@@ -23,6 +23,7 @@ import numpy as np
 from .media.video import Frame
 
 IDENTITY = np.eye(3)
+IDENTITY.flags.writeable = False  # shared: returned as is, never to be changed in place
 
 
 @dataclass(frozen=True)

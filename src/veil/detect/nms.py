@@ -42,18 +42,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 def _nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     order = np.argsort(-scores, kind="stable")
     b = boxes[order].astype(np.float32)
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     alive = np.ones(len(b), bool)
     keep: list[int] = []
     for i in range(len(b)):
-        if not alive[i]:
-            continue
-        keep.append(int(order[i]))
-        rest = b[i + 1:]
-        iw = np.clip(np.minimum(b[i, 2], rest[:, 2]) - np.maximum(b[i, 0], rest[:, 0]), 0, None)
-        ih = np.clip(np.minimum(b[i, 3], rest[:, 3]) - np.maximum(b[i, 1], rest[:, 1]), 0, None)
-        inter = iw * ih
-        union = area[i] + area[i + 1:] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-        alive[i + 1:] &= iou < iou_threshold
+        if alive[i]:
+            keep.append(int(order[i]))
+            alive[i + 1:] &= iou_matrix(b[i:i + 1], b[i + 1:])[0] < iou_threshold
     return np.asarray(keep, np.int64)
