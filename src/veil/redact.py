@@ -44,9 +44,15 @@ def coverage_mask(plan: MaskPlan, height: int, width: int,
     if window:
         width, height = window[2] - window[0], window[3] - window[1]
     covered = np.zeros((height, width), bool)
-    for i, (x0, y0, x1, y1) in enumerate(plan.boxes.tolist()):
+    boxes = plan.boxes - np.array([wx, wy, wx, wy], plan.boxes.dtype)
+    if plan.shape is MaskShape.BOX:  # no per-region mask to combine: set the boxes directly
+        for x0, y0, x1, y1 in boxes.tolist():
+            if x1 > x0 and y1 > y0:
+                covered[y0:y1, x0:x1] = True
+        return covered
+    for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
         if x1 > x0 and y1 > y0:
-            covered[y0 - wy:y1 - wy, x0 - wx:x1 - wx] |= region_mask(plan, i)
+            covered[y0:y1, x0:x1] |= region_mask(plan, i)
     return covered
 
 

@@ -366,19 +366,26 @@ def paint_yuv420(image: Any, plan: MaskPlan, style: MaskStyle,
     inside = coverage_mask(plan, height, width, (x0, y0, x1, y1))
     luma = _plane(image, 0, height, width)[y0:y1, x0:x1]
     if style is MaskStyle.SOLID:
-        luma[inside] = 16  # black in limited range
+        np.putmask(luma, inside, 16)  # black in limited range
     else:
         luma[inside] = rng.integers(16, 236, int(inside.sum()), dtype=np.uint8)
     cw, ch = (width + 1) // 2, (height + 1) // 2
-    grid = np.zeros((-(-(y1 - y0) // 2) * 2, -(-(x1 - x0) // 2) * 2), bool)
-    grid[:y1 - y0, :x1 - x0] = inside
-    block = grid.reshape(grid.shape[0] // 2, 2, grid.shape[1] // 2, 2).any(axis=(1, 3))
+    block = _touched_blocks(inside)
     for index in (1, 2):
         region = _plane(image, index, ch, cw)[y0 // 2:y0 // 2 + block.shape[0], x0 // 2:x0 // 2 + block.shape[1]]
         if style is MaskStyle.SOLID:
-            region[block] = 128
+            np.putmask(region, block, 128)
         else:
             region[block] = rng.integers(16, 241, int(block.sum()), dtype=np.uint8)
+
+
+def _touched_blocks(inside: np.ndarray) -> np.ndarray:
+    """Which 2x2 blocks hold any True pixel (odd edges padded); four strided ORs are several
+    times faster than `any` over reshaped axes, which dominated painting crowd frames."""
+    h, w = inside.shape
+    grid = np.zeros((h + h % 2, w + w % 2), bool)
+    grid[:h, :w] = inside
+    return grid[0::2, 0::2] | grid[1::2, 0::2] | grid[0::2, 1::2] | grid[1::2, 1::2]
 
 
 def output_format(target: Path) -> str:
