@@ -69,3 +69,17 @@ def test_ellipse_leaves_corners() -> None:
 def test_reversible_flags() -> None:
     assert MaskStyle.BLUR.reversible and MaskStyle.MOSAIC.reversible
     assert not MaskStyle.SOLID.reversible and not MaskStyle.NOISE.reversible
+
+
+@pytest.mark.parametrize("shape", [MaskShape.BOX, MaskShape.ELLIPSE])
+def test_coverage_in_a_window_equals_the_whole_frame_coverage_cut_to_it(shape: MaskShape) -> None:
+    # Empty and inverted boxes cover nothing, also where a window offset would make their
+    # coordinates negative (a negative slice end would select almost everything).
+    plan = MaskPlan(np.array([[12, 10, 30, 25], [20, 14, 44, 40], [12, 10, 12, 30], [30, 30, 11, 9]]),
+                    shape)
+    whole = coverage_mask(plan, 50, 60)
+    window = coverage_mask(plan, 50, 60, (12, 10, 44, 40))
+    assert np.array_equal(window, whole[10:40, 12:44])
+    assert whole.sum() == window.sum() > 0
+    if shape is MaskShape.BOX:
+        assert whole.sum() == 18 * 15 + 24 * 26 - 10 * 11  # two boxes, overlap counted once

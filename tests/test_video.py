@@ -403,7 +403,8 @@ def test_yuv_painting_covers_exactly_the_planned_pixels(shape: str) -> None:
     assert rgb[covered].max() < 12  # black, chroma included, to the region's edge
 
 
-def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly() -> None:
+@pytest.mark.parametrize("shape", ["box", "ellipse"])
+def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly(shape: str) -> None:
     # Many overlapping regions at odd offsets, not touching the frame's left and top edges: the
     # union is painted inside a window, and chroma must still follow the 2x2 blocks exactly.
     from veil._types import MaskShape, MaskStyle
@@ -414,13 +415,18 @@ def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly() -> None:
     xy = rng.integers(7, 80, (150, 2))
     boxes = np.hstack([xy, xy + rng.integers(1, 20, (150, 2))])
     boxes[:, 2:] = np.minimum(boxes[:, 2:], [101, 77])
-    plan = MaskPlan(boxes, MaskShape.ELLIPSE)
+    plan = MaskPlan(boxes, MaskShape(shape))
     orange = np.empty((77, 101, 3), np.uint8)
     orange[...] = (220, 120, 40)  # chroma far from neutral, so painted blocks stand out
     image = av.VideoFrame.from_ndarray(orange, format="rgb24").reformat(format="yuv420p")
     paint_yuv420(image, plan, MaskStyle.SOLID)
     planes = [np.frombuffer(p, np.uint8).reshape(-1, p.line_size) for p in image.planes]
     covered = coverage_mask(plan, 77, 101)
+    if plan.shape is MaskShape.BOX:  # the union of the boxes, pixel for pixel
+        union = np.zeros((77, 101), bool)
+        for x0, y0, x1, y1 in boxes:
+            union[y0:y1, x0:x1] = True
+        assert np.array_equal(covered, union)
     assert np.all(planes[0][:77, :101][covered] == 16) and np.all(planes[0][:77, :101][~covered] > 100)
     padded = np.zeros((78, 102), bool)
     padded[:77, :101] = covered
