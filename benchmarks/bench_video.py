@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="time every run this many times; ratios are medians, with their range")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     settings = [parse_setting(s) for s in args.settings.split(",")]
     deface = shutil.which("deface") or (str(Path(sys.executable).with_name("deface"))
                                         if Path(sys.executable).with_name("deface").exists() else None)
