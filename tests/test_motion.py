@@ -95,3 +95,20 @@ def test_transform_boxes_encloses_rotated_corners() -> None:
     c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
     diagonal = transform_boxes(boxes, np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]))
     assert diagonal[0, 2] - diagonal[0, 0] == pytest.approx(10 * np.sqrt(2))  # grows, never shrinks
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_grey_copies_from_the_luma_plane_and_through_swscale_show_the_same_picture(
+        tmp_path: Path, rotation: int) -> None:
+    # yuv420p frames are shrunk from their luma plane, 10-bit ones through swscale: both must
+    # give the same upright picture at the same scale (up to swscale's full-range stretch).
+    pan_clip(tmp_path / "c.mp4", [(40, 60, 1.0)], rotation=rotation)
+    with VideoReader(tmp_path / "c.mp4") as reader:
+        frame = next(iter(reader.frames()))
+    assert frame.image.format.name == "yuv420p"
+    luma, scale = frame.grey(160)
+    deep = type(frame)(frame.index, frame.pts, frame.time_base,
+                       frame.image.reformat(format="yuv420p10le"), frame.rotation)
+    swscaled, deep_scale = deep.grey(160)
+    assert scale == deep_scale and luma.shape == swscaled.shape == ((120, 160) if not rotation else (213, 160))
+    assert np.corrcoef(luma.ravel(), swscaled.ravel())[0, 1] > 0.99
