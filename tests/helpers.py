@@ -1,4 +1,5 @@
-"""Small helpers the tests share: running the real CLI and reading metadata with exiftool."""
+"""Small helpers the tests share: running the real CLI, reading metadata with exiftool, and picking
+face regions whose pixels no other region hides."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +49,43 @@ def exiftool_tags(path: Path) -> dict[str, object]:
 # exiftool groups that describe the file itself rather than carry metadata from the source.
 STRUCTURAL_GROUPS = {"ExifTool", "System", "File", "Composite", "JFIF", "PNG", "RIFF", "IFD0-structural",
                      "HEIC", "QuickTime", "ICC-header"}
+
+
+def boxes_overlap(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Whether two (x, y, w, h) boxes share any pixel."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def covered_by_others(shape: tuple[int, ...], boxes: Sequence[Sequence[int]], i: int) -> np.ndarray:
+    """(H, W) mask of the pixels the (x, y, w, h) boxes other than box `i` cover."""
+    covered = np.zeros(shape[:2], bool)
+    for j, (x, y, w, h) in enumerate(boxes):
+        if j != i:
+            covered[y:y + h, x:x + w] = True
+    return covered
+
+
+def most_exposed(shape: tuple[int, ...], boxes: Sequence[Sequence[int]]) -> int:
+    """The box with the most pixels no other box covers: unmasking it must show those pixels."""
+    def exposed(i: int) -> int:
+        x, y, w, h = boxes[i]
+        return int((~covered_by_others(shape, boxes, i)[y:y + h, x:x + w]).sum())
+
+    return max(range(len(boxes)), key=exposed)
+
+
+def assert_one_face_shows(original: np.ndarray, result: np.ndarray, boxes: Sequence[Sequence[int]],
+                          shown: int, inset: int, brighter_than: float) -> None:
+    """Box `shown` comes through a re-encoded JPEG where no other box covers it (within 3 levels
+    on average, and not dark: it really is a face's pixels), and every other box is black inside
+    an `inset` border (JPEG ringing at the edges aside)."""
+    original, result = original.astype(np.int16), result.astype(np.int16)
+    x, y, w, h = boxes[shown]
+    visible = ~covered_by_others(original.shape, boxes, shown)[y:y + h, x:x + w]
+    assert visible.sum() > 100
+    assert np.abs(result[y:y + h, x:x + w] - original[y:y + h, x:x + w])[visible].mean() < 3
+    assert original[y:y + h, x:x + w][visible].mean() > brighter_than
+    for i, (x, y, w, h) in enumerate(boxes):
+        if i != shown:
+            assert result[y + inset:y + h - inset, x + inset:x + w - inset].mean() < 4, \
+                f"face {i} is not masked"

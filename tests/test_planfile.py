@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_veil
+from helpers import assert_one_face_shows, boxes_overlap, most_exposed, run_veil
 from PIL import Image
 
 from veil import Config, InputError, MaskPlan, StaticDetector
@@ -307,45 +307,24 @@ def test_cli_scan_edit_redact_round_trip(tmp_path: Path, wider_gt) -> None:  # t
     assert len(faces) >= 2
     masks = [tuple(f["mask"]) for f in faces]
 
-    def overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-        return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-    # Keep visible a face whose region overlaps no other, so its pixels must come through.
     decoded = read_image(photo).pixels
-
-    def others(i: int) -> np.ndarray:
-        covered = np.zeros(decoded.shape[:2], bool)
-        for j, (x, y, w, h) in enumerate(masks):
-            if j != i:
-                covered[y:y + h, x:x + w] = True
-        return covered
-
     # Keep visible the face with most pixels no other mask covers: those must come through.
-    kept = max(range(len(masks)), key=lambda i: (~others(i)[masks[i][1]:masks[i][1] + masks[i][3],
-                                                              masks[i][0]:masks[i][0] + masks[i][2]]).sum())
+    kept = most_exposed(decoded.shape, masks)
     faces[kept]["keep"] = True
     # Add a region on a bright patch away from every face, so masking it shows.
     added = next([x, y, 40, 40] for y in range(0, decoded.shape[0] - 40, 20)
                  for x in range(0, decoded.shape[1] - 40, 20)
                  if decoded[y:y + 40, x:x + 40].mean() > 60
-                 and not any(overlaps((x, y, 40, 40), m) for m in masks))
+                 and not any(boxes_overlap((x, y, 40, 40), m) for m in masks))
     plan_path = tmp_path / "plan.jsonl"
     plan_path.write_text(json.dumps(line) + "\n" + json.dumps({"add": added}) + "\n")
 
     out = tmp_path / "photo.redacted.jpg"
     done = run_veil("redact", photo, "-o", out, "--plan", plan_path)
     assert done.returncode == 0, done.stderr
-    original = decoded.astype(np.int16)  # veil's own decode (colour in sRGB)
     result = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
-    # The output is a fresh JPEG (quality 95): compare with a tolerance, away from block edges.
-    x, y, w, h = masks[kept]
-    visible = ~others(kept)[y:y + h, x:x + w]
-    assert visible.sum() > 100
-    assert np.abs(result[y:y + h, x:x + w] - original[y:y + h, x:x + w])[visible].mean() < 3
-    assert original[y:y + h, x:x + w][visible].mean() > 20
-    for i, (x, y, w, h) in enumerate(masks):
-        if i != kept:
-            assert result[y + 4:y + h - 4, x + 4:x + w - 4].mean() < 4, f"face {i} not masked"
+    # The output is a fresh JPEG (quality 95), compared with veil's own decode (sRGB).
+    assert_one_face_shows(decoded, result, masks, kept, inset=4, brighter_than=20)
     x, y = added[:2]
     assert result[y + 4:y + 36, x + 4:x + 36].mean() < 4
 
@@ -400,11 +379,8 @@ def test_cli_video_plan_keep_track_and_add_track(tmp_path: Path, make_clips_modu
     lines = [json.loads(t) for t in scanned.stdout.splitlines()]
     assert len(lines) == 10 and all("time" in line for line in lines)
 
-    def overlaps(a: list[int], b: list[int]) -> bool:
-        return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
     def apart(track: int) -> bool:
-        return all(not overlaps(f["mask"], o["mask"]) for line in lines for f in line["faces"]
+        return all(not boxes_overlap(f["mask"], o["mask"]) for line in lines for f in line["faces"]
                    if f["track"] == track for o in line["faces"] if o["track"] != track)
 
     tracks = sorted({f["track"] for line in lines for f in line["faces"] if f["track"] >= 0})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_one_face_shows, boxes_overlap, most_exposed
 from PIL import Image
 
 from veil.media.image import read_image
@@ -87,10 +88,6 @@ def _review(folder: Path) -> Iterator[str]:
             proc.wait()
 
 
-def _overlaps(a: list[int], b: list[int]) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
 def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) -> None:
     _need_chromium()
     from playwright.sync_api import sync_playwright
@@ -114,18 +111,9 @@ def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) 
             assert len(boxes) >= 2, "veil should find several faces in this photo"
             assert all(rects.nth(i).get_attribute("data-action") == "mask" for i in range(len(boxes)))
 
-            # Remove a box that overlaps no other, so its pixels must come through untouched.
-            def others(i: int) -> np.ndarray:
-                covered = np.zeros(decoded.shape[:2], bool)
-                for j, (x, y, w, h) in enumerate(boxes):
-                    if j != i:
-                        covered[y:y + h, x:x + w] = True
-                return covered
-
             # Remove the face with most pixels no other box covers: those must come through.
-            removed = max(range(len(boxes)), key=lambda i: (~others(i)[
-                boxes[i][1]:boxes[i][1] + boxes[i][3], boxes[i][0]:boxes[i][0] + boxes[i][2]]).sum())
-            if any(_overlaps(boxes[removed], o) for j, o in enumerate(boxes) if j != removed):
+            removed = most_exposed(decoded.shape, boxes)
+            if any(boxes_overlap(boxes[removed], o) for j, o in enumerate(boxes) if j != removed):
                 rects.nth(removed).dispatch_event("click")  # its centre may lie under another box
             else:
                 rects.nth(removed).click()
@@ -136,7 +124,7 @@ def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) 
             added = next([x, y, 40, 40] for y in range(0, decoded.shape[0] - 40, 20)
                          for x in range(0, decoded.shape[1] - 40, 20)
                          if decoded[y:y + 40, x:x + 40].mean() > 60
-                         and not any(_overlaps([x - 6, y - 6, 52, 52], b) for b in boxes))
+                         and not any(boxes_overlap([x - 6, y - 6, 52, 52], b) for b in boxes))
             img = page.locator("#picture").bounding_box()
             assert img is not None
             scale = img["width"] / decoded.shape[1]
@@ -168,20 +156,12 @@ def test_review_remove_add_export(review_url: str, photo: Path, tmp_path: Path) 
 
     out = photo.with_name("photo.redacted.jpg")
     assert out.is_file()
-    original = decoded.astype(np.int16)
     result = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
     # A fresh JPEG at quality 95: compare with a tolerance, looking inside each box.
-    x, y, w, h = boxes[removed]
-    visible = ~others(removed)[y:y + h, x:x + w]
-    assert visible.sum() > 100
-    assert np.abs(result[y:y + h, x:x + w] - original[y:y + h, x:x + w])[visible].mean() < 3
-    assert original[y:y + h, x:x + w][visible].mean() > 15
-    for i, (x, y, w, h) in enumerate(boxes):
-        if i != removed:
-            assert result[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 4, f"face {i} is not masked"
+    assert_one_face_shows(decoded, result, boxes, removed, inset=3, brighter_than=15)
     x, y, w, h = drawn
     assert result[y + 3:y + h - 3, x + 3:x + w - 3].mean() < 4, "the added box is not masked"
-    assert original[y + 3:y + h - 3, x + 3:x + w - 3].mean() > 40
+    assert decoded[y + 3:y + h - 3, x + 3:x + w - 3].mean() > 40
 
 
 @pytest.fixture()
@@ -230,7 +210,7 @@ def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
             for row in regions:
                 mine = [r[:4] for r in row if r[4] == track]
                 others = [r[:4] for r in row if r[4] != track]
-                if any(_overlaps(m, o) for m in mine for o in others):
+                if any(boxes_overlap(m, o) for m in mine for o in others):
                     return False
             return True
 
