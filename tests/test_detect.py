@@ -73,3 +73,19 @@ def test_every_preset_masks_the_example_face(preset: DetectPreset) -> None:
     x0, y0, x1, y1 = best.boxes[0]
     mx0, my0, mx1, my1 = plan.boxes[int(np.argmax(detections.scores))]
     assert mx0 < x0 and my0 < y0 and mx1 > x1 and my1 > y1
+
+
+def test_boxes_wholly_in_the_padding_are_dropped() -> None:
+    """A 100x60 image runs padded to 128x64; a peak past x=100 is no face in the picture."""
+    from veil.detect.faces import _decode
+
+    heatmap = np.zeros((1, 1, 16, 32), np.float32)
+    scale = np.full((1, 2, 16, 32), np.log(2.0), np.float32)  # 8x8 px boxes
+    offset = np.zeros((1, 2, 16, 32), np.float32)
+    lms = np.zeros((1, 10, 16, 32), np.float32)
+    heatmap[0, 0, 5, 10] = 0.9  # centre (42, 22): inside
+    heatmap[0, 0, 5, 28] = 0.9  # centre (114, 22): all of it right of x=100
+    heatmap[0, 0, 5, 24] = 0.9  # centre (98, 22): straddles the edge, kept clipped
+    found = _decode(heatmap, scale, offset, lms, 100, 60, 0.5)
+    assert sorted(found.boxes[:, 0].tolist()) == [38.0, 94.0]
+    assert np.all(found.boxes[:, 2] > found.boxes[:, 0]) and found.boxes[:, 2].max() == 100.0

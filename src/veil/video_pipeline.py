@@ -76,11 +76,22 @@ class VideoDetectSettings:
 # still-image passes (full resolution and up-scaled) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
-# Score thresholds come from the still presets (per face-height tier).
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.FAST: (0.5, 0, 5),
     DetectPreset.BALANCED: (0.5, 384, 3),
     DetectPreset.THOROUGH: (1.0, 640, 1),
+}
+
+# balanced runs the INT8 detector (detect/quantize.py), at about 0.6x fp32's time a call. INT8
+# scores faces a little lower, so it gets lower thresholds than the still preset's. On the 12
+# rendered clips (default and fast-pan sets) no face >= 32 px then went unmasked in any frame,
+# where fp32 balanced left runs of 15 and 8 frames (partial masks) on the pair pans. On the
+# WIDER dev photos (balanced's still passes, scored as eval_recall.py does) every size bucket
+# matched or beat fp32 at the still thresholds.
+# fast stays fp32 and thorough fp32: with INT8, fast's longest unmasked run on the pair pans
+# went from 4 to 8 frames at stride 5 (7 at stride 4), for about the same speed.
+_INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
+    DetectPreset.BALANCED: (0.05, 0.06, 0.1, 0.15),
 }
 
 
@@ -89,10 +100,14 @@ def video_detect_settings(config: Config) -> VideoDetectSettings:
     settings = preset_settings(config.detect, config.threshold)
     scale, large_face_side, every = _VIDEO_PRESETS[config.detect]
     if config.detect is not DetectPreset.THOROUGH:
-        # The preset's score thresholds, but one pass at the video scale (not the still
-        # preset's up-scaling), so the frame scale alone sets the cost.
+        # One pass at the video scale (not the still preset's up-scaling), so the frame scale
+        # alone sets the cost.
         settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
                            flip=False)
+    if config.detect in _INT8_THRESHOLDS:
+        # The INT8 thresholds, unless the user gave one.
+        settings = replace(settings, int8=True, thresholds=settings.thresholds
+                           if config.threshold is not None else _INT8_THRESHOLDS[config.detect])
     return VideoDetectSettings(settings, every, scale)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -42,6 +43,8 @@ class DetectorSettings:
     # best match in each view, so a face seen twice outranks a texture seen once.
     flip: bool = False
     nms_iou: float = 0.4
+    # The INT8 graph (detect/quantize.py): about 0.6x the time, with its own thresholds (video).
+    int8: bool = False
 
     def __post_init__(self) -> None:
         thresholds = tuple(float(t) for t in self.thresholds)
@@ -83,14 +86,13 @@ def preset_settings(preset: DetectPreset | str, threshold: float | None = None) 
     return settings
 
 
-@lru_cache(maxsize=4)
-def _session(threads: int):  # type: ignore[no-untyped-def]
-    """Build one onnxruntime session per thread count; the graph is made shape-dynamic once."""
+@lru_cache(maxsize=1)
+def fp32_model():  # type: ignore[no-untyped-def]
+    """The pinned CenterFace graph, made shape-dynamic (its batch, height and width symbolic)."""
     try:
         import onnx
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - both are hard dependencies
-        raise ModelError(f"onnxruntime and onnx are required: {exc}") from exc
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise ModelError(f"onnx is required: {exc}") from exc
     model = onnx.load(str(model_path(CENTERFACE)))
     graph = model.graph
     # The shipped graph is fixed at 10x3x32x32; make batch, height and width symbolic.
@@ -108,6 +110,34 @@ def _session(threads: int):  # type: ignore[no-untyped-def]
     kept = [i for i in graph.input if i.name not in initializer_names]
     del graph.input[:]
     graph.input.extend(kept)
+    return model
+
+
+@lru_cache(maxsize=1)
+def _int8_bytes() -> bytes | None:
+    from .quantize import int8_model
+
+    data = int8_model(fp32_model())
+    if data is None:
+        warnings.warn("the INT8 face detector built here differs from the one veil measured "
+                      "(onnxruntime or onnx is not the pinned version); using fp32, which is slower",
+                      RuntimeWarning, stacklevel=4)
+    return data
+
+
+def int8_available() -> bool:
+    """Whether the hash-checked INT8 graph could be built (else INT8 settings run fp32)."""
+    return _int8_bytes() is not None
+
+
+@lru_cache(maxsize=4)
+def _session(threads: int, int8: bool = False):  # type: ignore[no-untyped-def]
+    """One onnxruntime session per thread count and precision."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise ModelError(f"onnxruntime is required: {exc}") from exc
+    model = _int8_bytes() if int8 else None
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -116,7 +146,8 @@ def _session(threads: int):  # type: ignore[no-untyped-def]
     # Idle worker threads sleep instead of spinning: in video the detector shares the CPU with
     # the decoder and x264, and spinning cost ~20% of throughput (10.5 vs 12.5-13.1 fps, 720p, fast).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model or fp32_model().SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -140,7 +171,7 @@ class FaceDetector:
 
     def __init__(self, settings: DetectorSettings | None = None, threads: int = 0) -> None:
         self.settings = settings or DetectorSettings()
-        self._session = _session(threads)
+        self._session = _session(threads, self.settings.int8)
         self._lock = threading.Lock()
 
     @classmethod
@@ -233,6 +264,10 @@ def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.
     landmarks = np.empty((len(ys), 10), np.float32)
     landmarks[:, 0::2] = lms[0][1::2][:, ys, xs].T * bw[:, None] + (cx - bw / 2)[:, None]
     landmarks[:, 1::2] = lms[0][0::2][:, ys, xs].T * bh[:, None] + (cy - bh / 2)[:, None]
+    # A box wholly in the zero padding clips to nothing: not in the picture (the INT8 graph's
+    # low thresholds let some through, and a zero-width box is no valid plan-file region).
+    inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, score, landmarks = boxes[inside], score[inside], landmarks[inside]
     keep = nms(boxes, score, 0.3)
     return Detections(boxes[keep], score[keep].astype(np.float32), landmarks[keep])
 

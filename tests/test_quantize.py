@@ -1,0 +1,98 @@
+"""The INT8 detector video runs: rebuilt from the pinned weights, hash-checked, cached, as good as fp32."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veil._types import Config, DetectPreset
+from veil.detect import faces, quantize
+from veil.detect.faces import FaceDetector, fp32_model, preset_settings
+from veil.evaluate import read_annotations, score_plan, summarise
+from veil.media.image import read_image
+from veil.plan import plan_masks
+from veil.video_pipeline import video_detect_settings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
+
+
+def _cached(cache: Path) -> Path:
+    return cache / f"centerface-int8-{quantize.INT8_SHA256[:16]}.onnx"
+
+
+def test_int8_graph_is_the_pinned_one_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path))
+    data = quantize.int8_model(fp32_model())
+    assert data is not None and hashlib.sha256(data).hexdigest() == quantize.INT8_SHA256
+    assert _cached(tmp_path).read_bytes() == data
+    # A damaged cache file is never loaded: the graph is rebuilt and the file replaced.
+    _cached(tmp_path).write_bytes(data[:1000])
+    assert quantize.int8_model(fp32_model()) == data
+    assert _cached(tmp_path).read_bytes() == data
+
+
+def test_a_graph_that_differs_from_the_pinned_one_is_not_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(quantize, "INT8_SHA256", "0" * 64)
+    assert quantize.int8_model(fp32_model()) is None
+    assert list(tmp_path.iterdir()) == []  # nothing unverified is cached
+    faces._int8_bytes.cache_clear()
+    faces._session.cache_clear()
+    try:
+        settings = replace(preset_settings(DetectPreset.FAST), int8=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            detector = FaceDetector(settings)
+        assert any("INT8" in str(w.message) for w in caught)
+        assert not faces.int8_available()
+        # The fp32 graph runs instead: the same boxes as an fp32 detector's.
+        pixels = read_image(EXAMPLE).pixels
+        found = detector(pixels)
+        assert len(found) >= 1
+        assert np.array_equal(found.boxes, FaceDetector(replace(settings, int8=False))(pixels).boxes)
+    finally:
+        faces._int8_bytes.cache_clear()
+        faces._session.cache_clear()
+
+
+def test_balanced_video_runs_int8_and_the_others_fp32() -> None:
+    settings = video_detect_settings(Config(detect=DetectPreset.BALANCED)).detector
+    assert settings.int8
+    # INT8 scores faces lower: its thresholds never exceed the still preset's.
+    assert all(a <= b for a, b in zip(settings.thresholds, preset_settings(DetectPreset.BALANCED).thresholds))
+    given = video_detect_settings(Config(detect=DetectPreset.BALANCED, threshold=0.3)).detector
+    assert given.int8 and given.thresholds == (0.3,) * 4
+    for preset in (DetectPreset.FAST, DetectPreset.THOROUGH):
+        assert not video_detect_settings(Config(detect=preset)).detector.int8
+
+
+def test_int8_covers_as_many_faces_as_fp32_on_wider_photos(wider_dir: Path) -> None:
+    """One 640 px pass: INT8 at balanced video's thresholds, fp32 at the still ones; recall >= 32 px."""
+    truths = read_annotations(wider_dir / "gt.jsonl")[::3]
+    fast = preset_settings(DetectPreset.FAST)
+    video = video_detect_settings(Config(detect=DetectPreset.BALANCED)).detector
+    int8 = replace(fast, int8=True, thresholds=video.thresholds)
+    config = Config(detect=DetectPreset.FAST)
+    recalls = {}
+    for name, settings in (("fp32", fast), ("int8", int8)):
+        detector = FaceDetector(settings)
+        scores = []
+        for truth in truths:
+            pixels = read_image(wider_dir / truth.image).pixels
+            found = detector(pixels)
+            scores.append(score_plan(truth, found, plan_masks(found, pixels.shape[1], pixels.shape[0], config)))
+        recalls[name] = summarise(scores).bucket(">=32").covered_recall
+    assert recalls["fp32"] > 0.9
+    assert recalls["int8"] >= recalls["fp32"] - 0.01, recalls
+
+
+def test_calibration_images_need_no_wider_data() -> None:
+    blobs = quantize.calibration_images()
+    assert len(blobs) == 24 and {b.shape[2:] for b in blobs} == {(384, 640), (544, 960), (224, 384)}
+    assert all(b.dtype == np.float32 and 0 <= b.min() and b.max() <= 255 for b in blobs)
