@@ -96,3 +96,12 @@ def test_calibration_images_need_no_wider_data() -> None:
     blobs = quantize.calibration_images()
     assert len(blobs) == 24 and {b.shape[2:] for b in blobs} == {(384, 640), (544, 960), (224, 384)}
     assert all(b.dtype == np.float32 and 0 <= b.min() and b.max() <= 255 for b in blobs)
+
+
+def test_an_unwritable_cache_only_costs_a_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(blocker / "veil"))
+    data = quantize.int8_model(fp32_model())
+    assert data is not None and hashlib.sha256(data).hexdigest() == quantize.INT8_SHA256
+    assert blocker.read_bytes() == b""

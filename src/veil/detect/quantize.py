@@ -84,25 +84,34 @@ def cache_dir() -> Path:
 
 def int8_model(fp32: Any) -> bytes | None:
     """The INT8 graph, from the cache or freshly built; None if it does not match INT8_SHA256."""
-    cached = cache_dir() / f"centerface-int8-{INT8_SHA256[:16]}.onnx"
+    name = f"centerface-int8-{INT8_SHA256[:16]}.onnx"
     try:
-        data = cached.read_bytes()
+        data = (cache_dir() / name).read_bytes()
         if hashlib.sha256(data).hexdigest() == INT8_SHA256:
             return data
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no home folder to look in
         pass
     data = build_int8(fp32)
     if hashlib.sha256(data).hexdigest() != INT8_SHA256:
         return None
     try:  # a cache that cannot be written only costs the 2 s again next time
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".centerface-int8-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, cached)
-    except OSError:
+        _write_atomically(cache_dir() / name, data)
+    except (OSError, RuntimeError):
         pass
     return data
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Another veil building the same graph at once leaves one whole file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".centerface-int8-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # -- calibration (maintainers only: rewrites RANGES) -------------------------------------------
