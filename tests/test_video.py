@@ -435,6 +435,20 @@ def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly(shape: str) -> Non
         assert np.all(chroma[:39, :51][blocks] == 128) and np.all(chroma[:39, :51][~blocks] != 128)
 
 
+@pytest.mark.parametrize("shape", ["box", "ellipse"])
+def test_yuv_painting_skips_empty_regions_chroma_included(shape: str) -> None:
+    # A zero-width box at an odd x would still name a chroma column ((x + 1) // 2 > x // 2).
+    from veil._types import MaskShape, MaskStyle
+    from veil.media.video import paint_yuv420
+
+    image = av.VideoFrame.from_ndarray(np.full((40, 60, 3), (220, 120, 40), np.uint8),
+                                       format="rgb24").reformat(format="yuv420p")
+    before = [bytes(p) for p in image.planes]
+    paint_yuv420(image, MaskPlan(np.array([[11, 5, 11, 30], [20, 9, 40, 9], [30, 20, 25, 30]]),
+                                 MaskShape(shape)), MaskStyle.SOLID)
+    assert [bytes(p) for p in image.planes] == before
+
+
 @pytest.mark.parametrize("mask,shape", [("noise", "ellipse"), ("mosaic", "box"), ("blur", "ellipse")])
 def test_every_mask_style_through_the_video_pipeline(tmp_path: Path, mask: str, shape: str) -> None:
     src = write_clip(tmp_path / "s.mp4", size=(96, 64), audio=False, texture=True)
