@@ -150,6 +150,15 @@ def _session(threads: int, int8: bool = False):  # type: ignore[no-untyped-def]
                                 providers=["CPUExecutionProvider"])
 
 
+def network_input(image: np.ndarray) -> np.ndarray:
+    """The (1, 3, H, W) float blob CenterFace takes: the RGB image, zero-padded to multiples of 32."""
+    h, w = image.shape[:2]
+    ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
+    blob = np.zeros((1, 3, ph, pw), np.float32)
+    blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+    return blob
+
+
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
 
@@ -235,9 +244,7 @@ class FaceDetector:
     def _run(self, image: np.ndarray) -> Detections:
         """One forward pass on an RGB image; boxes in that image's pixels."""
         h, w = image.shape[:2]
-        ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+        blob = network_input(image)
         with self._lock:  # one session is shared; onnxruntime parallelises inside the call
             heatmap, scale, offset, lms = self._session.run(None, {"input.1": blob})
         # With flip, a view keeps boxes down to half the lowest threshold, so that a face scored just

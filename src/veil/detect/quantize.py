@@ -123,6 +123,8 @@ def calibration_images(seed: int = 0) -> list[np.ndarray]:
     import cv2
     import skimage.data as samples
 
+    from .faces import network_input
+
     rng = np.random.default_rng(seed)
     scenes = [samples.astronaut(), samples.coffee(), samples.chelsea(), samples.rocket(),
               np.dstack([samples.camera()] * 3)]
@@ -139,10 +141,7 @@ def calibration_images(seed: int = 0) -> list[np.ndarray]:
                     patch = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
                     x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
                     image[y:y + side, x:x + side] = patch
-            padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
-            blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
-            blob[0, :, :height, :width] = image.transpose(2, 0, 1)
-            blobs.append(blob)
+            blobs.append(network_input(image))
     return blobs
 
 
