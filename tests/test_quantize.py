@@ -51,7 +51,8 @@ def test_a_graph_that_differs_from_the_pinned_one_is_not_used(
             detector = FaceDetector(settings)
         assert any("INT8" in str(w.message) for w in caught)
         assert not faces.int8_available()
-        # The fp32 graph runs instead: the same boxes as an fp32 detector's.
+        # The fp32 graph runs instead, in the one fp32 session: the same boxes as an fp32 detector's.
+        assert detector._session is faces._session(0, False)
         pixels = read_image(EXAMPLE).pixels
         found = detector(pixels)
         assert len(found) >= 1

@@ -138,6 +138,8 @@ def _session(threads: int, int8: bool = False):  # type: ignore[no-untyped-def]
     except ImportError as exc:  # pragma: no cover - a hard dependency
         raise ModelError(f"onnxruntime is required: {exc}") from exc
     model = _int8_bytes() if int8 else None
+    if int8 and model is None:
+        return _session(threads, False)  # the fp32 fallback: one fp32 session, not a second copy
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -146,7 +148,7 @@ def _session(threads: int, int8: bool = False):  # type: ignore[no-untyped-def]
     # Idle worker threads sleep instead of spinning: in video the detector shares the CPU with
     # the decoder and x264, and spinning cost ~20% of throughput (10.5 vs 12.5-13.1 fps, 720p, fast).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model or fp32_model().SerializeToString(), options,
+    return ort.InferenceSession(model if int8 else fp32_model().SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
 
 
