@@ -161,3 +161,46 @@ def test_a_zoom_scales_carried_masks() -> None:
     out.extend(tracker.flush())
     (box,) = _tracked(out[2])
     np.testing.assert_allclose(box, np.array([100, 100, 140, 150]) * 1.21, rtol=1e-5)
+
+
+def test_only_nearby_pairs_are_compared_but_none_that_could_link_is_missed() -> None:
+    from veil.detect.nms import iou_matrix
+    from veil.track import _near_pairs
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        def boxes(n: int) -> np.ndarray:
+            xy = rng.uniform(0, 1200, (n, 2))
+            wh = rng.uniform(4, 300, (n, 2)) * rng.uniform(0.3, 1.0, (n, 1))
+            return np.hstack([xy, xy + wh]).astype(np.float32)
+        predicted, found = boxes(int(rng.integers(1, 120))), boxes(int(rng.integers(1, 120)))
+        reach = rng.uniform(0.7, 1.4, len(predicted))
+        pc, dc = (predicted[:, :2] + predicted[:, 2:]) / 2, (found[:, :2] + found[:, 2:]) / 2
+        p_size = np.sqrt(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1))
+        distance = np.linalg.norm(pc[:, None] - dc[None], axis=2) / p_size[:, None]
+        linkable = (iou_matrix(predicted, found) > 0) | (distance <= reach[:, None])
+        ti, di = _near_pairs(predicted, found, reach)
+        near = np.zeros_like(linkable)
+        near[ti, di] = True
+        assert not (linkable & ~near).any()
+        assert len(ti) == len(set(zip(ti.tolist(), di.tolist())))
+        assert near.sum() < near.size  # it does leave pairs out
+
+
+def test_a_moving_crowd_keeps_its_track_ids() -> None:
+    # 300 faces 30 px apart, all moving 2 px a frame, detected every 3rd frame: each detection
+    # links to its own face's track, never to a neighbour's.
+    grid = np.stack(np.meshgrid(np.arange(20) * 30.0, np.arange(15) * 30.0), -1).reshape(-1, 2)
+    frames: list[Detections | None] = []
+    for i in range(30):
+        xy = grid + 2.0 * i
+        frames.append(_dets(*map(tuple, np.hstack([xy, xy + 20]))) if i % 3 == 0 else None)
+    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=3))
+    first = out[0].detections.track_ids
+    assert len(set(first.tolist())) == 300
+    for frame in out[3::3]:
+        rows = frame.detections.sources == int(RegionSource.DETECTED)
+        assert frame.detections.track_ids[rows].tolist() == first.tolist()
+    for frame in out[1:27]:
+        if frame.index % 3:  # the frames between detections: every face carried, none twice
+            assert sorted(frame.detections.track_ids.tolist()) == sorted(first.tolist())

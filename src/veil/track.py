@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._types import Detections, RegionSource
-from .detect.nms import iou_matrix
+from .detect.nms import iou_pairs
 from .motion import IDENTITY, transform_boxes
 
 
@@ -80,39 +80,76 @@ class TrackedFrame:
         return int(np.count_nonzero(self.detections.sources == int(RegionSource.TRACKED)))
 
 
-@dataclass
-class _Observation:
-    frame: int
-    box: np.ndarray  # xyxy float64, in the frame's pixels
-    scene: np.ndarray  # the same box in scene coordinates
-    velocity: np.ndarray  # per-frame change of the scene box since the previous observation
-
-
-@dataclass
-class _Track:
-    track_id: int
-    observations: list[_Observation] = field(default_factory=list)
-    hits: int = 0  # detections linked to it so far
-
-    @property
-    def last(self) -> _Observation:
-        return self.observations[-1]
-
-
-def _clamp_velocity(velocity: np.ndarray, box: np.ndarray, max_speed: float) -> np.ndarray:
-    limit = max_speed * max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+def _clamp_velocity(velocity: np.ndarray, boxes: np.ndarray, max_speed: float) -> np.ndarray:
+    """Per-frame velocities (N, 4) clamped to `max_speed` of each box's larger side (at least 1 px)."""
+    sides = np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1.0)
+    limit = (max_speed * sides)[:, None]
     return np.minimum(np.maximum(velocity, -limit), limit)
 
 
 def _translation(velocity: np.ndarray) -> np.ndarray:
-    """The velocity's movement of the box centre, without growth or shrinkage.
+    """The velocities' movement of the box centre, without growth or shrinkage.
 
     Boxes clipped at the frame edge shrink as a face leaves; carrying that shrinkage on would
     make the mask vanish while part of the face is still in view.
     """
-    dx = (velocity[0] + velocity[2]) / 2
-    dy = (velocity[1] + velocity[3]) / 2
-    return np.array([dx, dy, dx, dy])
+    dx = (velocity[:, 0] + velocity[:, 2]) / 2
+    dy = (velocity[:, 1] + velocity[:, 3]) / 2
+    return np.stack([dx, dy, dx, dy], axis=1)
+
+
+def _near_pairs(predicted: np.ndarray, boxes: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(track, detection) index pairs that may be linked: every pair whose boxes overlap or whose
+    centres are within `reach` predicted-box sizes, plus some that are not (they are tested next).
+
+    A crowd gives hundreds of tracks and detections a frame; comparing only nearby pairs keeps
+    linking from growing with their product.
+    """
+    pc = (predicted[:, :2] + predicted[:, 2:]) / 2
+    dc = (boxes[:, :2] + boxes[:, 2:]) / 2
+    p_half = (predicted[:, 2:] - predicted[:, :2]) / 2
+    p_size = np.sqrt(np.maximum(np.prod(2 * p_half, axis=1), 1.0))
+    # Per track, how far (x, y) a linkable detection's centre can be: overlapping boxes are
+    # within the two half-sizes, near centres within reach; +1 px against rounding.
+    d_half = ((boxes[:, 2:] - boxes[:, :2]) / 2).max(axis=0)
+    limit = np.maximum(p_half + d_half, (reach * p_size)[:, None]) + 1.0
+    by_x = np.argsort(dc[:, 0], kind="stable")
+    xs = dc[by_x, 0]
+    lo = np.searchsorted(xs, pc[:, 0] - limit[:, 0], "left")
+    hi = np.searchsorted(xs, pc[:, 0] + limit[:, 0], "right")
+    counts = hi - lo
+    ti = np.repeat(np.arange(len(predicted)), counts)
+    di = by_x[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - lo, counts)]
+    near = np.abs(pc[ti, 1] - dc[di, 1]) <= limit[ti, 1]
+    return ti[near], di[near]
+
+
+class _Observations:
+    """Every detection linked to a track that can still matter, as arrays (one row each).
+
+    Rows are appended frame by frame, so each track's rows are in frame order. Kept as arrays
+    (not one object per detection) because a crowd or textured scene carries hundreds of tracks
+    a frame, and each released frame asks every one of them for its neighbouring detections.
+    """
+
+    def __init__(self) -> None:
+        self.track = np.zeros(0, np.int64)
+        self.frame = np.zeros(0, np.int64)
+        self.box = np.zeros((0, 4))  # xyxy float64, in the frame's pixels
+        self.scene = np.zeros((0, 4))  # the same box in scene coordinates
+        self.velocity = np.zeros((0, 4))  # per-frame change of the scene box since the previous row
+
+    def append(self, track: np.ndarray, frame: int, box: np.ndarray, scene: np.ndarray,
+               velocity: np.ndarray) -> None:
+        self.track = np.concatenate([self.track, track])
+        self.frame = np.concatenate([self.frame, np.full(len(track), frame, np.int64)])
+        self.box = np.concatenate([self.box, box])
+        self.scene = np.concatenate([self.scene, scene])
+        self.velocity = np.concatenate([self.velocity, velocity])
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.track, self.frame = self.track[rows], self.frame[rows]
+        self.box, self.scene, self.velocity = self.box[rows], self.scene[rows], self.velocity[rows]
 
 
 class Tracker:
@@ -120,7 +157,14 @@ class Tracker:
 
     def __init__(self, settings: TrackerSettings | None = None) -> None:
         self.settings = settings or TrackerSettings()
-        self._tracks: list[_Track] = []
+        # The live tracks, in the order they were made (ids ascending): id, detections so far,
+        # and their newest detection (frame, scene box, velocity) for predicting the next.
+        self._ids = np.zeros(0, np.int64)
+        self._hits = np.zeros(0, np.int64)
+        self._last_frame = np.zeros(0, np.int64)
+        self._last_scene = np.zeros((0, 4))
+        self._last_velocity = np.zeros((0, 4))
+        self._obs = _Observations()
         self._next_id = 0
         self._pending: deque[tuple[int, Detections, bool]] = deque()
         self._last_index = -1
@@ -147,7 +191,8 @@ class Tracker:
         linked = self._associate(index, detections) if detections is not None else Detections.empty()
         self._pending.append((index, linked, ran))
         released = []
-        while self._pending and self._pending[0][0] + self.settings.lookahead <= index:
+        lookahead = self.settings.lookahead
+        while self._pending and self._pending[0][0] + lookahead <= index:
             released.append(self._release())
         return released
 
@@ -161,133 +206,185 @@ class Tracker:
         s = self.settings
         n = len(detections)
         ids = np.full(n, -1, np.int64)
-        candidates = [t for t in self._tracks
-                      if t.last.frame < index and index - t.last.frame <= s.gap_frames + 1]
         boxes = detections.boxes
         scenes = transform_boxes(boxes, self._to_scene)  # every detection's box in the scene
-        if n and candidates:
-            since = np.array([index - t.last.frame for t in candidates], np.float64)
-            scene = np.array([t.last.scene for t in candidates]) + \
-                np.array([t.last.velocity for t in candidates]) * since[:, None]
+        waited = index - self._last_frame
+        candidates = np.flatnonzero((waited > 0) & (waited <= s.gap_frames + 1))
+        matched_tracks = np.zeros(0, np.int64)  # positions in the track table
+        matched_rows = np.zeros(0, np.int64)
+        if n and len(candidates):
+            since = waited[candidates].astype(np.float64)
+            scene = self._last_scene[candidates] + self._last_velocity[candidates] * since[:, None]
             predicted = transform_boxes(scene, self._newest).astype(np.float32)
-            iou = iou_matrix(predicted, boxes)
-            pc = (predicted[:, :2] + predicted[:, 2:]) / 2
-            dc = (boxes[:, :2] + boxes[:, 2:]) / 2
-            p_size = np.sqrt(np.maximum(
-                (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]), 1.0))
-            d_size = np.sqrt(np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0))
-            distance = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2) / p_size[:, None]
-            ratio = d_size[None, :] / p_size[:, None]
             # A face unseen for longer may have moved further from where its velocity puts it.
             reach = s.max_centre_distance * np.minimum(2.0, 1.0 + 0.15 * (since - 1))
-            allowed = ((iou >= s.min_iou) | (distance <= reach[:, None])) & \
+            if s.min_iou > 0:
+                ti, di = _near_pairs(predicted, boxes, reach)
+            else:  # any overlap, however far, may link: every pair
+                ti, di = np.divmod(np.arange(len(predicted) * n), n)
+            p, d = predicted[ti], boxes[di]
+            iou = iou_pairs(p, d)
+            pc = (p[:, :2] + p[:, 2:]) / 2
+            dc = (d[:, :2] + d[:, 2:]) / 2
+            p_size = np.sqrt(np.maximum((p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1]), 1.0))
+            d_size = np.sqrt(np.maximum((d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1]), 1.0))
+            distance = np.linalg.norm(pc - dc, axis=1) / p_size
+            ratio = d_size / p_size
+            allowed = ((iou >= s.min_iou) | (distance <= reach[ti])) & \
                 (ratio <= s.max_size_ratio) & (ratio >= 1 / s.max_size_ratio)
-            affinity = np.where(allowed, iou - 0.5 * distance, -np.inf)
-            # Greedy one-to-one matching, best affinity first, over the allowed pairs only.
-            pairs = np.flatnonzero(allowed)
-            pairs = pairs[np.argsort(-affinity.reshape(-1)[pairs], kind="stable")]
+            # Greedy one-to-one matching, best affinity first (ties: track, then detection order).
+            ti, di = ti[allowed], di[allowed]
+            affinity = iou[allowed] - 0.5 * distance[allowed]
+            order = np.lexsort((di, ti, -affinity))
             used_tracks: set[int] = set()
-            for ti, di in zip(*np.unravel_index(pairs, affinity.shape)):
-                if ti in used_tracks or ids[di] >= 0:
+            used_rows: set[int] = set()
+            chosen: list[tuple[int, int]] = []
+            for track, row in zip(ti[order].tolist(), di[order].tolist()):
+                if track in used_tracks or row in used_rows:
                     continue
-                used_tracks.add(int(ti))
-                track = candidates[ti]
-                ids[di] = track.track_id
-                self._observe(track, index, boxes[di], scenes[di])
-        for di in np.flatnonzero(ids < 0):
-            track = _Track(self._next_id)
-            self._next_id += 1
-            self._tracks.append(track)
-            ids[di] = track.track_id
-            self._observe(track, index, boxes[di], scenes[di])
+                used_tracks.add(track)
+                used_rows.add(row)
+                chosen.append((track, row))
+            if chosen:
+                picked = np.array(chosen, np.int64)
+                matched_tracks, matched_rows = candidates[picked[:, 0]], picked[:, 1]
+                ids[matched_rows] = self._ids[matched_tracks]
+        new_rows = np.flatnonzero(ids < 0)
+        ids[new_rows] = self._next_id + np.arange(len(new_rows))
+        self._next_id += len(new_rows)
+        self._observe(index, matched_tracks, matched_rows, new_rows, ids, boxes, scenes)
         return Detections(detections.boxes, detections.scores, detections.landmarks, ids,
                           np.full(n, int(RegionSource.DETECTED), np.int8))
 
-    def _observe(self, track: _Track, index: int, box: np.ndarray, scene: np.ndarray) -> None:
-        box = np.asarray(box, np.float64)
-        velocity = np.zeros(4)
-        if track.observations:
-            prev = track.last
-            velocity = _clamp_velocity((scene - prev.scene) / (index - prev.frame), scene,
-                                       self.settings.max_speed)
-        track.observations.append(_Observation(index, box, scene, velocity))
-        track.hits += 1
+    def _observe(self, index: int, tracks: np.ndarray, matched: np.ndarray, new: np.ndarray,
+                 ids: np.ndarray, boxes: np.ndarray, scenes: np.ndarray) -> None:
+        """Record frame `index`'s detections: `matched` rows extend `tracks`, `new` rows start tracks."""
+        s = self.settings
+        velocity = np.zeros((len(ids), 4))
+        if len(matched):
+            elapsed = (index - self._last_frame[tracks]).astype(np.float64)
+            velocity[matched] = _clamp_velocity(
+                (scenes[matched] - self._last_scene[tracks]) / elapsed[:, None], scenes[matched],
+                s.max_speed)
+            self._hits[tracks] += 1
+            self._last_frame[tracks] = index
+            self._last_scene[tracks] = scenes[matched]
+            self._last_velocity[tracks] = velocity[matched]
+        if len(new):
+            self._ids = np.concatenate([self._ids, ids[new]])
+            self._hits = np.concatenate([self._hits, np.ones(len(new), np.int64)])
+            self._last_frame = np.concatenate([self._last_frame, np.full(len(new), index, np.int64)])
+            self._last_scene = np.concatenate([self._last_scene, scenes[new]])
+            self._last_velocity = np.concatenate([self._last_velocity, velocity[new]])
+        self._obs.append(ids, index, np.asarray(boxes, np.float64), scenes, velocity)
 
     # -- releasing -----------------------------------------------------------------------------
 
     def _release(self) -> TrackedFrame:
         index, detected, ran = self._pending.popleft()
-        boxes, ids, grow = [], [], []
-        present = set(detected.track_ids.tolist())
-        for track in self._tracks:
-            if track.track_id in present:
-                continue
-            carried = self._carry(track, index)
-            if carried is not None:
-                boxes.append(carried[0])
-                grow.append(carried[1])
-                ids.append(track.track_id)
+        ids, scene, grow = self._carry(index)
         self._forget(index)
-        n = len(boxes)
         to_frame = self._to_frame.pop(index)
-        added = Detections(transform_boxes(np.asarray(boxes), to_frame).astype(np.float32),
+        n = len(ids)
+        added = Detections(transform_boxes(scene, to_frame).astype(np.float32),
                            np.zeros(n, np.float32),
-                           track_ids=np.asarray(ids, np.int64),
+                           track_ids=ids,
                            sources=np.full(n, int(RegionSource.TRACKED), np.int8))
         all_rows = Detections.concat([detected, added])
-        grow_all = np.concatenate([np.zeros(len(detected)), np.asarray(grow, np.float64)])
+        grow_all = np.concatenate([np.zeros(len(detected)), grow])
         return TrackedFrame(index, all_rows, grow_all.astype(np.float32), ran)
 
-    def _carry(self, track: _Track, index: int) -> tuple[np.ndarray, float] | None:
-        """The scene box a track adds in frame `index` (where it has no detection), and its growth."""
-        s = self.settings
-        prev = nxt = None
-        after = None  # the observation following `nxt`, for the backward velocity
-        for k, obs in enumerate(track.observations):
-            if obs.frame < index:
-                prev = obs
-            elif obs.frame > index:
-                nxt = obs
-                after = track.observations[k + 1] if k + 1 < len(track.observations) else None
-                break
-        held = s.hold_after_hits > 0 and track.hits >= s.hold_after_hits
-        if prev is not None and nxt is not None and nxt.frame - prev.frame - 1 <= s.gap_frames:
-            alpha = (index - prev.frame) / (nxt.frame - prev.frame)
-            box = prev.scene + (nxt.scene - prev.scene) * alpha
-            distance = min(index - prev.frame, nxt.frame - index)
-            return box, min(s.max_grow, s.grow_interpolated * distance)
-        if prev is not None:
-            distance = index - prev.frame
-            if distance <= s.pad_frames:
-                return prev.scene + prev.velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
-            if distance <= s.gap_frames and (held or self._at_edge(prev.box)):
-                return prev.scene + _translation(prev.velocity) * distance, s.max_grow
-        if nxt is not None:
-            distance = nxt.frame - index
-            velocity = after.velocity if after is not None else np.zeros(4)
-            if distance <= s.pad_frames:
-                return nxt.scene - velocity * distance, min(s.max_grow, s.grow_extrapolated * distance)
-            if distance <= s.gap_frames and (held or self._at_edge(nxt.box)):
-                return nxt.scene - _translation(velocity) * distance, s.max_grow
-        return None
+    def _carry(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scene boxes tracks add in frame `index` (where they have no detection): ids, boxes, growth.
 
-    def _at_edge(self, box: np.ndarray) -> bool:
+        Per track: its detections just before and after the frame, bridged by interpolation if
+        the gap is short enough; otherwise the nearer one carried on with its velocity.
+        """
+        s = self.settings
+        obs = self._obs
+        count = len(self._ids)
+        # The rows grouped by track (table order), each track's in frame order.
+        position = np.searchsorted(self._ids, obs.track)
+        order = np.argsort(position, kind="stable")
+        per_track = np.bincount(position, minlength=count)
+        start = np.concatenate([[0], np.cumsum(per_track)[:-1]]) if count else per_track
+        before = np.bincount(position[obs.frame < index], minlength=count)
+        at = np.bincount(position[obs.frame == index], minlength=count)
+        has_prev = before > 0
+        has_next = before + at < per_track
+        has_after = before + at + 1 < per_track
+        last = max(len(order) - 1, 0)
+        prev = order[np.minimum(start + before - 1, last)] if len(order) else order
+        nxt = order[np.minimum(start + before + at, last)] if len(order) else order
+        after = order[np.minimum(start + before + at + 1, last)] if len(order) else order
+        carried = (at == 0) & (has_prev | has_next)
+        keep = np.flatnonzero(carried)
+        prev, nxt, after = prev[keep], nxt[keep], after[keep]
+        has_prev, has_next, has_after = has_prev[keep], has_next[keep], has_after[keep]
+        held = (s.hold_after_hits > 0) & (self._hits[keep] >= s.hold_after_hits)
+
+        box = np.zeros((len(keep), 4))
+        grow = np.zeros(len(keep))
+        done = np.zeros(len(keep), bool)
+
+        def take(rows: np.ndarray, boxes: np.ndarray, growth: np.ndarray | float) -> None:
+            nonlocal done
+            rows = rows & ~done
+            box[rows] = boxes[rows]
+            grow[rows] = growth[rows] if isinstance(growth, np.ndarray) else growth
+            done |= rows
+
+        pf = np.where(has_prev, obs.frame[prev], index)
+        nf = np.where(has_next, obs.frame[nxt], index)
+        prev_scene, next_scene = obs.scene[prev], obs.scene[nxt]
+        # Interpolated between two detections no more than gap_frames apart.
+        span = np.maximum(nf - pf, 1)
+        alpha = ((index - pf) / span)[:, None]
+        near = np.minimum(index - pf, nf - index)
+        take(has_prev & has_next & (nf - pf - 1 <= s.gap_frames),
+             prev_scene + (next_scene - prev_scene) * alpha,
+             np.minimum(s.max_grow, s.grow_interpolated * near))
+        # Carried on after the last detection: with its velocity over the padding; beyond it, up
+        # to gap_frames for a face held long enough or at the frame's edge, without resizing.
+        distance = index - pf
+        velocity = obs.velocity[prev]
+        take(has_prev & (distance <= s.pad_frames), prev_scene + velocity * distance[:, None],
+             np.minimum(s.max_grow, s.grow_extrapolated * distance))
+        take(has_prev & (distance <= s.gap_frames) & (held | self._at_edge(obs.box[prev])),
+             prev_scene + _translation(velocity) * distance[:, None], s.max_grow)
+        # Carried back before the first detection, with the velocity of the one after it.
+        distance = nf - index
+        velocity = np.where(has_after[:, None], obs.velocity[after], 0.0)
+        take(has_next & (distance <= s.pad_frames), next_scene - velocity * distance[:, None],
+             np.minimum(s.max_grow, s.grow_extrapolated * distance))
+        take(has_next & (distance <= s.gap_frames) & (held | self._at_edge(obs.box[nxt])),
+             next_scene - _translation(velocity) * distance[:, None], s.max_grow)
+        return self._ids[keep][done], box[done], grow[done]
+
+    def _at_edge(self, boxes: np.ndarray) -> np.ndarray:
         if self.settings.frame_size is None:
-            return False
+            return np.zeros(len(boxes), bool)
         width, height = self.settings.frame_size
         e = self.settings.edge_px
-        return bool(box[0] <= e or box[1] <= e or box[2] >= width - e or box[3] >= height - e)
+        return (boxes[:, 0] <= e) | (boxes[:, 1] <= e) | (boxes[:, 2] >= width - e) | (boxes[:, 3] >= height - e)
 
     def _forget(self, released: int) -> None:
-        """Drop observations and tracks that can no longer affect frames after `released`."""
+        """Drop detections and tracks that can no longer affect frames after `released`."""
         s = self.settings
-        keep = []
-        for track in self._tracks:
-            obs = track.observations
-            # Keep the last observation at or before `released` (the `prev` of the next frame).
-            while len(obs) > 1 and obs[1].frame <= released:
-                obs.pop(0)
-            last = obs[-1].frame
-            if last >= released - s.lookahead or last >= self._last_index - s.gap_frames:
-                keep.append(track)
-        self._tracks = keep
+        obs = self._obs
+        # A track's detections up to `released` matter only through the last of them (the
+        # `prev` of the next frame).
+        position = np.searchsorted(self._ids, obs.track)
+        settled = obs.frame <= released
+        newest_settled = np.full(len(self._ids), -1, np.int64)
+        np.maximum.at(newest_settled, position[settled], obs.frame[settled])
+        keep_track = (self._last_frame >= released - s.lookahead) | \
+            (self._last_frame >= self._last_index - s.gap_frames)
+        rows = (~settled | (obs.frame == newest_settled[position])) & keep_track[position]
+        if not rows.all():
+            obs.keep(np.flatnonzero(rows))
+        if not keep_track.all():
+            kept = np.flatnonzero(keep_track)
+            self._ids, self._hits = self._ids[kept], self._hits[kept]
+            self._last_frame, self._last_scene = self._last_frame[kept], self._last_scene[kept]
+            self._last_velocity = self._last_velocity[kept]
