@@ -13,7 +13,8 @@ tree on the same clip:
 - veil for each setting (see parse_setting: a video preset, optionally run on every k-th frame),
   with covered recall (a ground-truth face counts when >= 80% of its box is inside the union of
   the masks of that frame) for faces >= 32 px and for all faces, and the longest run of
-  consecutive frames any face >= 32 px went unmasked;
+  consecutive frames any face >= 32 px went unmasked, and how much is masked (the median over
+  frames of the masked fraction of the frame, and of masked pixels over ground-truth face pixels);
 - deface's default CLI run (speed), and its recall from its own CenterFace at its defaults
   (threshold 0.2, mask scale 1.3) run in-process on the same frames, counting its masks as boxes
   (its ellipses cover less, so this flatters deface).
@@ -63,11 +64,14 @@ class Recall:
     covered_all: int = 0
     total_all: int = 0
     longest_gap: int = 0
+    masked: float = 0.0  # median over frames: fraction of the frame masked
+    area: float = 0.0  # median over frames: masked pixels over ground-truth face pixels
 
     def line(self) -> str:
         large = self.covered_large / max(self.total_large, 1)
         every = self.covered_all / max(self.total_all, 1)
-        return f"recall>=32px {large:.4f}  recall(all) {every:.4f}  max-unmasked-run {self.longest_gap}"
+        return (f"recall>=32px {large:.4f}  recall(all) {every:.4f}  max-unmasked-run {self.longest_gap}"
+                f"  masked {self.masked:.2f} of frame, {self.area:.1f}x faces")
 
 
 def load_gt(path: Path) -> list[dict]:
@@ -78,11 +82,14 @@ def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
     """Per-frame covered recall against the clip's ground truth."""
     result = Recall()
     runs: dict[int, int] = {}
+    masked, area_ratio = [], []
     for row, covered in zip(gt, coverages):
         h, w = covered.shape
+        faces = np.zeros((h, w), bool)
         for (x, y, bw, bh), face in zip(row["boxes"], row["ids"]):
             x0, y0 = int(np.floor(x)), int(np.floor(y))
             x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
+            faces[y0:y1, x0:x1] = True
             area = covered[y0:y1, x0:x1]
             ok = area.size > 0 and area.mean() >= 0.8
             result.total_all += 1
@@ -94,6 +101,12 @@ def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
                 result.longest_gap = max(result.longest_gap, runs[face])
             else:
                 runs.pop(face, None)
+        masked.append(float(covered.mean()))
+        if faces.any():
+            area_ratio.append(covered.sum() / faces.sum())
+    # Over-masking: recall alone would reward masking the whole frame.
+    result.masked = float(np.median(masked)) if masked else 0.0
+    result.area = float(np.median(area_ratio)) if area_ratio else 0.0
     return result
 
 
