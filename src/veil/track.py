@@ -124,6 +124,34 @@ def _near_pairs(predicted: np.ndarray, boxes: np.ndarray, reach: np.ndarray) -> 
     return ti[near], di[near]
 
 
+def _greedy(tracks: np.ndarray, rows: np.ndarray, n_tracks: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching over (track, row) pairs sorted best first: a pair is taken unless an
+    earlier taken pair has its track or its row. Returns the taken pairs' tracks and rows.
+
+    Worked in rounds rather than pair by pair: a pair that comes first for both its track and
+    its row among the pairs left is taken (nothing before it can block it), and the pairs it
+    blocks are dropped. This takes exactly the pairs the one-by-one loop would.
+    """
+    taken_tracks, taken_rows = [], []
+    while len(tracks):
+        first_track = np.zeros(len(tracks), bool)
+        first_track[np.unique(tracks, return_index=True)[1]] = True
+        first_row = np.zeros(len(tracks), bool)
+        first_row[np.unique(rows, return_index=True)[1]] = True
+        take = first_track & first_row
+        taken_tracks.append(tracks[take])
+        taken_rows.append(rows[take])
+        track_used = np.zeros(n_tracks, bool)
+        track_used[tracks[take]] = True
+        row_used = np.zeros(n_rows, bool)
+        row_used[rows[take]] = True
+        left = ~(track_used[tracks] | row_used[rows])
+        tracks, rows = tracks[left], rows[left]
+    if not taken_tracks:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(taken_tracks), np.concatenate(taken_rows)
+
+
 class _Observations:
     """Every detection linked to a track that can still matter, as arrays (one row each).
 
@@ -236,19 +264,9 @@ class Tracker:
             ti, di = ti[allowed], di[allowed]
             affinity = iou[allowed] - 0.5 * distance[allowed]
             order = np.lexsort((di, ti, -affinity))
-            used_tracks: set[int] = set()
-            used_rows: set[int] = set()
-            chosen: list[tuple[int, int]] = []
-            for track, row in zip(ti[order].tolist(), di[order].tolist()):
-                if track in used_tracks or row in used_rows:
-                    continue
-                used_tracks.add(track)
-                used_rows.add(row)
-                chosen.append((track, row))
-            if chosen:
-                picked = np.array(chosen, np.int64)
-                matched_tracks, matched_rows = candidates[picked[:, 0]], picked[:, 1]
-                ids[matched_rows] = self._ids[matched_tracks]
+            picked_tracks, matched_rows = _greedy(ti[order], di[order], len(candidates), n)
+            matched_tracks = candidates[picked_tracks]
+            ids[matched_rows] = self._ids[matched_tracks]
         new_rows = np.flatnonzero(ids < 0)
         ids[new_rows] = self._next_id + np.arange(len(new_rows))
         self._next_id += len(new_rows)
@@ -282,8 +300,10 @@ class Tracker:
 
     def _release(self) -> TrackedFrame:
         index, detected, ran = self._pending.popleft()
-        ids, scene, grow = self._carry(index)
-        self._forget(index)
+        # Each detection's track, as a position in the track table (ids ascending).
+        position = np.searchsorted(self._ids, self._obs.track)
+        ids, scene, grow = self._carry(index, position)
+        self._forget(index, position)
         to_frame = self._to_frame.pop(index)
         n = len(ids)
         added = Detections(transform_boxes(scene, to_frame).astype(np.float32),
@@ -294,7 +314,7 @@ class Tracker:
         grow_all = np.concatenate([np.zeros(len(detected)), grow])
         return TrackedFrame(index, all_rows, grow_all.astype(np.float32), ran)
 
-    def _carry(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _carry(self, index: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The scene boxes tracks add in frame `index` (where they have no detection): ids, boxes, growth.
 
         Per track: its detections just before and after the frame, bridged by interpolation if
@@ -304,7 +324,6 @@ class Tracker:
         obs = self._obs
         count = len(self._ids)
         # The rows grouped by track (table order), each track's in frame order.
-        position = np.searchsorted(self._ids, obs.track)
         order = np.argsort(position, kind="stable")
         per_track = np.bincount(position, minlength=count)
         start = np.concatenate([[0], np.cumsum(per_track)[:-1]]) if count else per_track
@@ -368,13 +387,12 @@ class Tracker:
         e = self.settings.edge_px
         return (boxes[:, 0] <= e) | (boxes[:, 1] <= e) | (boxes[:, 2] >= width - e) | (boxes[:, 3] >= height - e)
 
-    def _forget(self, released: int) -> None:
+    def _forget(self, released: int, position: np.ndarray) -> None:
         """Drop detections and tracks that can no longer affect frames after `released`."""
         s = self.settings
         obs = self._obs
         # A track's detections up to `released` matter only through the last of them (the
         # `prev` of the next frame).
-        position = np.searchsorted(self._ids, obs.track)
         settled = obs.frame <= released
         newest_settled = np.full(len(self._ids), -1, np.int64)
         np.maximum.at(newest_settled, position[settled], obs.frame[settled])
