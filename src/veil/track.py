@@ -22,7 +22,7 @@ velocity describe the face's own motion and a pan or zoom between detections is 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -326,16 +326,18 @@ class Tracker:
         # The rows grouped by track (table order), each track's in frame order.
         order = np.argsort(position, kind="stable")
         per_track = np.bincount(position, minlength=count)
-        start = np.concatenate([[0], np.cumsum(per_track)[:-1]]) if count else per_track
+        start = np.cumsum(per_track) - per_track
         before = np.bincount(position[obs.frame < index], minlength=count)
         at = np.bincount(position[obs.frame == index], minlength=count)
         has_prev = before > 0
         has_next = before + at < per_track
         has_after = before + at + 1 < per_track
-        last = max(len(order) - 1, 0)
-        prev = order[np.minimum(start + before - 1, last)] if len(order) else order
-        nxt = order[np.minimum(start + before + at, last)] if len(order) else order
-        after = order[np.minimum(start + before + at + 1, last)] if len(order) else order
+        # Each track's row before, after and after-next the frame (clamped into the table where
+        # the track has none: the has_* flags mask those).
+        last = len(order) - 1
+        prev = order[np.minimum(start + before - 1, last)]
+        nxt = order[np.minimum(start + before + at, last)]
+        after = order[np.minimum(start + before + at + 1, last)]
         carried = (at == 0) & (has_prev | has_next)
         keep = np.flatnonzero(carried)
         prev, nxt, after = prev[keep], nxt[keep], after[keep]
