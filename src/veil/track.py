@@ -198,8 +198,8 @@ class Tracker:
         self._last_index = -1
         # Scene -> frame pixels, per frame not yet released; and its inverse for the newest frame.
         self._to_frame: dict[int, np.ndarray] = {}
-        self._newest = IDENTITY  # scene -> pixels of the newest frame
-        self._to_scene = IDENTITY
+        self._newest: np.ndarray = IDENTITY  # scene -> pixels of the newest frame
+        self._to_scene: np.ndarray = IDENTITY
 
     def push(self, index: int, detections: Detections | None,
              motion: np.ndarray | None = None) -> list[TrackedFrame]:
