@@ -71,7 +71,7 @@ def test_gap_longer_than_allowed_is_not_bridged() -> None:
 def test_padding_before_first_and_after_last_detection_follows_velocity() -> None:
     frames: list[Detections | None] = [_dets(), _dets(), _dets(), _dets((200, 100, 240, 150)),
                                        _dets((210, 100, 250, 150)), _dets(), _dets(), _dets()]
-    out = _run(frames, TrackerSettings(gap_frames=0, pad_frames=2))
+    out = _run(frames, TrackerSettings(gap_frames=0, pad_frames=2, hold_frames=0))
     assert len(_tracked(out[0])) == 0
     np.testing.assert_allclose(_tracked(out[1])[0], [180, 100, 220, 150])  # two frames back at 10 px/frame
     np.testing.assert_allclose(_tracked(out[2])[0], [190, 100, 230, 150])
@@ -111,7 +111,7 @@ def test_frames_must_come_in_order() -> None:
 def test_a_face_leaving_the_picture_stays_masked_up_to_the_gap() -> None:
     # Detected at the left edge, clipped and shrinking, then no more: carried for gap_frames.
     frames: list[Detections | None] = [_dets((0, 100, 40, 150)), _dets((0, 100, 36, 150))] + [_dets()] * 8
-    edge = TrackerSettings(gap_frames=5, pad_frames=1, frame_size=(640, 360))
+    edge = TrackerSettings(gap_frames=5, pad_frames=1, hold_frames=5, frame_size=(640, 360))
     out = _run(frames, edge)
     assert [len(_tracked(f)) for f in out] == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
     widths = [float(b[0][2] - b[0][0]) for b in (_tracked(out[i]) for i in range(3, 7))]
@@ -126,8 +126,36 @@ def test_a_face_leaving_the_picture_stays_masked_up_to_the_gap() -> None:
 ])
 def test_a_face_seen_twice_is_held_for_the_gap_after_it_is_lost(hits: int, expected: list[int]) -> None:
     frames: list[Detections | None] = [_dets((200, 100, 240, 150))] * hits + [_dets()] * (10 - hits)
-    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=1))
+    out = _run(frames, TrackerSettings(gap_frames=5, pad_frames=1, hold_frames=5))
     assert [len(_tracked(f)) for f in out] == expected
+
+
+@pytest.mark.parametrize(("score", "carried"), [
+    (0.2, 5),  # a box seen often but never with confidence: held for the gap only
+    (0.6, 12),  # a face the detector was sure of once: held for hold_frames
+])
+def test_a_confident_face_is_held_longer_than_the_gap(score: float, carried: int) -> None:
+    # Detected on every 3rd frame (0..9), then lost while still in view.
+    box = (200, 100, 240, 150)
+    frames: list[Detections | None] = [_dets(box, score=score) if i % 3 == 0 else None for i in range(10)]
+    frames += [_dets()] * 20
+    settings = TrackerSettings(gap_frames=5, pad_frames=3, hold_frames=12, hold_min_score=0.5)
+    out = _run(frames, settings)
+    after = [len(_tracked(f)) for f in out[10:]]
+    assert after == [1] * carried + [0] * (20 - carried)
+    assert all(np.allclose(_tracked(f)[0], box) for f in out[10:10 + carried])  # a still face stays put
+    # A track seen once, however confidently, is a stray box: the pad only.
+    once: list[Detections | None] = [_dets(box, score=0.9)] + [_dets()] * 20
+    assert [len(_tracked(f)) for f in _run(once, settings)][1:] == [1] * 3 + [0] * 17
+
+
+def test_holding_longer_does_not_delay_release() -> None:
+    # The hold only carries forward, so frames are released after the same look-ahead.
+    settings = TrackerSettings(gap_frames=5, pad_frames=3, hold_frames=60)
+    tracker = Tracker(settings)
+    released = [len(tracker.push(i, _dets((10, 10, 50, 50)))) for i in range(10)]
+    assert settings.lookahead == 6
+    assert released == [0] * 6 + [1] * 4
 
 
 def _shift(dx: float, dy: float = 0.0, zoom: float = 1.0) -> np.ndarray:
@@ -223,3 +251,17 @@ def test_matching_in_rounds_takes_the_pairs_the_one_by_one_greedy_takes() -> Non
         tracks, rows = _greedy(pairs[:, 0], pairs[:, 1], n_tracks, n_rows)
         assert set(zip(tracks.tolist(), rows.tolist())) == expected
         assert len(tracks) == len(expected)
+
+
+def test_pipeline_settings_turn_seconds_into_frames() -> None:
+    from veil._types import Config
+    from veil.video_pipeline import tracker_settings
+
+    at30 = tracker_settings(Config(), 30.0, 3)
+    assert (at30.gap_frames, at30.hold_frames, at30.pad_frames) == (15, 30, 3)
+    at25 = tracker_settings(Config(track_hold_s=2.0), 25.0, 3)
+    assert (at25.gap_frames, at25.hold_frames) == (12, 50)
+    # The hold never falls short of the gap.
+    assert tracker_settings(Config(track_hold_s=0.0), 30.0, 3).hold_frames == 15
+    with pytest.raises(ValueError):
+        Config(track_hold_s=-1.0)

@@ -209,6 +209,9 @@ class Config:
     quality: int = 18  # x264 CRF
     drop_audio: bool = False
     track_gap_s: float = 0.5
+    # A track detected twice, once with confidence (see track.TrackerSettings.hold_min_score),
+    # stays masked this long after the detector loses it; other tracks for track_gap_s.
+    track_hold_s: float = 1.0
     track_pad_frames: int = 3
     threads: int = 0  # 0: onnxruntime chooses
 
@@ -218,7 +221,7 @@ class Config:
         object.__setattr__(self, "detect", DetectPreset(self.detect))
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
-        for name in ("margin_x", "margin_top", "margin_bottom"):
+        for name in ("margin_x", "margin_top", "margin_bottom", "track_gap_s", "track_hold_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.keep_gps and not self.keep_metadata:

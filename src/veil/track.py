@@ -54,10 +54,15 @@ class TrackerSettings:
     # to gap_frames beyond its ends (a face turning away or down is what the detector loses
     # first, and one missed on the last detector frames would otherwise show).
     hold_after_hits: int = 2
+    # Such a track is carried on after its last detection for up to this many frames (at least
+    # gap_frames): a face the detector loses for longer than the gap while it is still in view
+    # (turned, tilted, blurred) stays masked. Forward only, so the look-ahead does not grow.
+    hold_frames: int = 30
+    hold_min_score: float = 0.3  # ... if detected at least once with this score
 
     def __post_init__(self) -> None:
-        if self.gap_frames < 0 or self.pad_frames < 0:
-            raise ValueError("gap_frames and pad_frames must not be negative")
+        if self.gap_frames < 0 or self.pad_frames < 0 or self.hold_frames < 0:
+            raise ValueError("gap_frames, pad_frames and hold_frames must not be negative")
 
     @property
     def lookahead(self) -> int:
@@ -189,6 +194,7 @@ class Tracker:
         # and their newest detection (frame, scene box, velocity) for predicting the next.
         self._ids = np.zeros(0, np.int64)
         self._hits = np.zeros(0, np.int64)
+        self._best = np.zeros(0, np.float32)  # highest detection score
         self._last_frame = np.zeros(0, np.int64)
         self._last_scene = np.zeros((0, 4))
         self._last_velocity = np.zeros((0, 4))
@@ -270,12 +276,12 @@ class Tracker:
         new_rows = np.flatnonzero(ids < 0)
         ids[new_rows] = self._next_id + np.arange(len(new_rows))
         self._next_id += len(new_rows)
-        self._observe(index, matched_tracks, matched_rows, new_rows, ids, boxes, scenes)
+        self._observe(index, matched_tracks, matched_rows, new_rows, ids, boxes, scenes, detections.scores)
         return Detections(detections.boxes, detections.scores, detections.landmarks, ids,
                           np.full(n, int(RegionSource.DETECTED), np.int8))
 
     def _observe(self, index: int, tracks: np.ndarray, matched: np.ndarray, new: np.ndarray,
-                 ids: np.ndarray, boxes: np.ndarray, scenes: np.ndarray) -> None:
+                 ids: np.ndarray, boxes: np.ndarray, scenes: np.ndarray, scores: np.ndarray) -> None:
         """Record frame `index`'s detections: `matched` rows extend `tracks`, `new` rows start tracks."""
         s = self.settings
         velocity = np.zeros((len(ids), 4))
@@ -285,12 +291,14 @@ class Tracker:
                 (scenes[matched] - self._last_scene[tracks]) / elapsed[:, None], scenes[matched],
                 s.max_speed)
             self._hits[tracks] += 1
+            self._best[tracks] = np.maximum(self._best[tracks], scores[matched])
             self._last_frame[tracks] = index
             self._last_scene[tracks] = scenes[matched]
             self._last_velocity[tracks] = velocity[matched]
         if len(new):
             self._ids = np.concatenate([self._ids, ids[new]])
             self._hits = np.concatenate([self._hits, np.ones(len(new), np.int64)])
+            self._best = np.concatenate([self._best, scores[new].astype(np.float32)])
             self._last_frame = np.concatenate([self._last_frame, np.full(len(new), index, np.int64)])
             self._last_scene = np.concatenate([self._last_scene, scenes[new]])
             self._last_velocity = np.concatenate([self._last_velocity, velocity[new]])
@@ -343,6 +351,7 @@ class Tracker:
         prev, nxt, after = prev[keep], nxt[keep], after[keep]
         has_prev, has_next, has_after = has_prev[keep], has_next[keep], has_after[keep]
         held = (s.hold_after_hits > 0) & (self._hits[keep] >= s.hold_after_hits)
+        held_long = held & (self._best[keep] >= s.hold_min_score)
 
         box = np.zeros((len(keep), 4))
         grow = np.zeros(len(keep))
@@ -371,7 +380,9 @@ class Tracker:
         velocity = obs.velocity[prev]
         take(has_prev & (distance <= s.pad_frames), prev_scene + velocity * distance[:, None],
              np.minimum(s.max_grow, s.grow_extrapolated * distance))
-        take(has_prev & (distance <= s.gap_frames) & (held | self._at_edge(obs.box[prev])),
+        hold = max(s.gap_frames, s.hold_frames)
+        take(has_prev & (((distance <= s.gap_frames) & self._at_edge(obs.box[prev]))
+                         | ((distance <= s.gap_frames) & held) | ((distance <= hold) & held_long)),
              prev_scene + _translation(velocity) * distance[:, None], s.max_grow)
         # Carried back before the first detection, with the velocity of the one after it.
         distance = nf - index
@@ -400,11 +411,13 @@ class Tracker:
         np.maximum.at(newest_settled, position[settled], obs.frame[settled])
         keep_track = (self._last_frame >= released - s.lookahead) | \
             (self._last_frame >= self._last_index - s.gap_frames)
+        if s.hold_frames > s.lookahead:  # confident faces are carried longer
+            keep_track |= (self._best >= s.hold_min_score) & (self._last_frame >= released - s.hold_frames)
         rows = (~settled | (obs.frame == newest_settled[position])) & keep_track[position]
         if not rows.all():
             obs.keep(np.flatnonzero(rows))
         if not keep_track.all():
             kept = np.flatnonzero(keep_track)
-            self._ids, self._hits = self._ids[kept], self._hits[kept]
+            self._ids, self._hits, self._best = self._ids[kept], self._hits[kept], self._best[kept]
             self._last_frame, self._last_scene = self._last_frame[kept], self._last_scene[kept]
             self._last_velocity = self._last_velocity[kept]

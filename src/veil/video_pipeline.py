@@ -121,7 +121,8 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int) -> T
     fps = rate if rate and rate > 0 else 30.0
     gap = max(int(round(config.track_gap_s * fps)), 2 * detect_every - 1)
     pad = max(config.track_pad_frames, detect_every)
-    return TrackerSettings(gap_frames=gap, pad_frames=pad)
+    hold = max(int(round(config.track_hold_s * fps)), gap)
+    return TrackerSettings(gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
 @dataclass(frozen=True, eq=False)
