@@ -9,7 +9,10 @@ detector's own boxes unchanged, followed by the boxes it adds:
 - extrapolated: `pad_frames` frames before a track's first and after its last detection get its
   box moved with the track's constant velocity, so a face entering or leaving the picture, or
   found only from its second frame on, is covered; where that box touches the frame's edge the
-  track is carried up to `gap_frames` (a face half out of the picture is often not detected).
+  track is carried up to `gap_frames` (a face half out of the picture is often not detected);
+- held: a track detected at least twice is carried up to `gap_frames` after its last detection,
+  and up to `hold_frames` if one of its detections scored at least `hold_min_score` (a face the
+  detector was sure of and then lost while it turned or blurred).
 
 Added boxes carry a `grow` fraction (extra margin) that rises with the distance in frames from the
 nearest detection, because the box is less certain the further it is carried.
@@ -54,11 +57,13 @@ class TrackerSettings:
     # to gap_frames beyond its ends (a face turning away or down is what the detector loses
     # first, and one missed on the last detector frames would otherwise show).
     hold_after_hits: int = 2
-    # Such a track is carried on after its last detection for up to this many frames (at least
-    # gap_frames): a face the detector loses for longer than the gap while it is still in view
-    # (turned, tilted, blurred) stays masked. Forward only, so the look-ahead does not grow.
+    # A held track that also scored hold_min_score once is carried on after its last detection
+    # for up to hold_frames (at least gap_frames): a face the detector loses for longer than the
+    # gap while it is still in view (turned, tilted, blurred) stays masked. Forward only, so the
+    # look-ahead does not grow. A score floor, because at the video presets' low thresholds
+    # textures are often detected twice too, and holding those for a second masks far more.
     hold_frames: int = 30
-    hold_min_score: float = 0.3  # ... if detected at least once with this score
+    hold_min_score: float = 0.3
 
     def __post_init__(self) -> None:
         if self.gap_frames < 0 or self.pad_frames < 0 or self.hold_frames < 0:
@@ -350,7 +355,7 @@ class Tracker:
         keep = np.flatnonzero(carried)
         prev, nxt, after = prev[keep], nxt[keep], after[keep]
         has_prev, has_next, has_after = has_prev[keep], has_next[keep], has_after[keep]
-        held = (s.hold_after_hits > 0) & (self._hits[keep] >= s.hold_after_hits)
+        held = self._held()[keep]
         held_long = held & (self._best[keep] >= s.hold_min_score)
 
         box = np.zeros((len(keep), 4))
@@ -381,8 +386,8 @@ class Tracker:
         take(has_prev & (distance <= s.pad_frames), prev_scene + velocity * distance[:, None],
              np.minimum(s.max_grow, s.grow_extrapolated * distance))
         hold = max(s.gap_frames, s.hold_frames)
-        take(has_prev & (((distance <= s.gap_frames) & self._at_edge(obs.box[prev]))
-                         | ((distance <= s.gap_frames) & held) | ((distance <= hold) & held_long)),
+        take(has_prev & (((distance <= s.gap_frames) & (held | self._at_edge(obs.box[prev])))
+                         | ((distance <= hold) & held_long)),
              prev_scene + _translation(velocity) * distance[:, None], s.max_grow)
         # Carried back before the first detection, with the velocity of the one after it.
         distance = nf - index
@@ -392,6 +397,11 @@ class Tracker:
         take(has_next & (distance <= s.gap_frames) & (held | self._at_edge(obs.box[nxt])),
              next_scene - _translation(velocity) * distance[:, None], s.max_grow)
         return self._ids[keep][done], box[done], grow[done]
+
+    def _held(self) -> np.ndarray:
+        """Per track in the table: detected often enough to be carried for the whole gap."""
+        s = self.settings
+        return (s.hold_after_hits > 0) & (self._hits >= s.hold_after_hits)
 
     def _at_edge(self, boxes: np.ndarray) -> np.ndarray:
         if self.settings.frame_size is None:
@@ -412,7 +422,8 @@ class Tracker:
         keep_track = (self._last_frame >= released - s.lookahead) | \
             (self._last_frame >= self._last_index - s.gap_frames)
         if s.hold_frames > s.lookahead:  # confident faces are carried longer
-            keep_track |= (self._best >= s.hold_min_score) & (self._last_frame >= released - s.hold_frames)
+            keep_track |= self._held() & (self._best >= s.hold_min_score) & \
+                (self._last_frame >= released - s.hold_frames)
         rows = (~settled | (obs.frame == newest_settled[position])) & keep_track[position]
         if not rows.all():
             obs.keep(np.flatnonzero(rows))
