@@ -38,6 +38,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import av
 import av.video.frame
@@ -196,12 +197,18 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     return text + (f"~{precision}" if precision else ""), replace(detect, camera_motion=not still)
 
 
-def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:
+def load_make_clips() -> Any:
+    """../shared/data/make_clips.py as a module (it is not a package)."""
     spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
     assert spec and spec.loader
     make_clips = importlib.util.module_from_spec(spec)
     sys.modules["make_clips"] = make_clips  # dataclasses look their module up there
     spec.loader.exec_module(make_clips)
+    return make_clips
+
+
+def render(out_dir: Path, seconds: float, sizes: list[tuple[int, int]]) -> list[tuple[Path, Path]]:
+    make_clips = load_make_clips()
     clips = []
     for k, size in enumerate(sizes):
         # The first clip of make_clips' program: a crowd photo, zooming in.

@@ -16,7 +16,6 @@ that break the issue's bar (a face >= 32 px unmasked for more than 2 consecutive
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_video import DATA, Recall, Recorder, load_gt, parse_setting, score  # noqa: E402
+from bench_video import Recall, Recorder, load_gt, load_make_clips, parse_setting, score  # noqa: E402
 
 from veil._types import Config  # noqa: E402
 from veil.video_pipeline import redact_video_file  # noqa: E402
@@ -34,13 +33,8 @@ MAX_RUN = 2  # the issue's bar: no face >= 32 px unmasked for more than 2 consec
 
 
 def render(out_dir: Path, seed: int, seconds: float) -> Path:
-    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
-    assert spec and spec.loader
-    make_clips = importlib.util.module_from_spec(spec)
-    sys.modules["make_clips"] = make_clips  # dataclasses look their module up there
-    spec.loader.exec_module(make_clips)
     folder = out_dir / f"seed{seed}"
-    make_clips.make_clips(str(folder), seconds=seconds, seed=seed)
+    load_make_clips().make_clips(str(folder), seconds=seconds, seed=seed)
     return folder
 
 
