@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from veil._types import Config, DetectPreset, Detections
-from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, preset_settings
+from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, preset_settings, touches_edge
 from veil.media.image import read_image
 from veil.pipeline import scan_image
 
@@ -89,3 +89,56 @@ def test_boxes_wholly_in_the_padding_are_dropped() -> None:
     found = _decode(heatmap, scale, offset, lms, 100, 60, 0.5)
     assert sorted(found.boxes[:, 0].tolist()) == [38.0, 94.0]
     assert np.all(found.boxes[:, 2] > found.boxes[:, 0]) and found.boxes[:, 2].max() == 100.0
+
+
+def test_a_box_at_the_edge_is_kept_at_a_lower_threshold() -> None:
+    settings = DetectorSettings(thresholds=(0.1, 0.1, 0.1, 0.2), edge_scale=0.5)
+    # 40 px tall: tier 32-64 (0.1). Touching the bottom of a 320x240 image, and well inside it.
+    found = _dets([(100, 200, 140, 240), (100, 100, 140, 140)], [0.06, 0.06])
+    assert settings.keep(found, 320, 240).tolist() == [True, False]
+    assert settings.keep(_dets([(0, 50, 40, 90)], [0.049]), 320, 240).tolist() == [False]
+    # Without the image's size (or at edge_scale 1) every box needs its tier's threshold.
+    assert settings.keep(found).tolist() == [False, False]
+    assert DetectorSettings(thresholds=(0.1, 0.1, 0.1, 0.2)).keep(found, 320, 240).tolist() == [False, False]
+    with pytest.raises(ValueError):
+        DetectorSettings(edge_scale=0.0)
+
+
+def test_cells_under_the_threshold_give_boxes_only_at_the_edge() -> None:
+    from veil.detect.faces import _decode
+
+    heatmap = np.zeros((1, 1, 16, 32), np.float32)
+    scale = np.full((1, 2, 16, 32), np.log(4.0), np.float32)  # 16x16 px boxes
+    offset = np.zeros((1, 2, 16, 32), np.float32)
+    lms = np.zeros((1, 10, 16, 32), np.float32)
+    heatmap[0, 0, 14, 10] = 0.3  # centre (42, 58): its box is cut off by the bottom (y=64)
+    heatmap[0, 0, 5, 10] = 0.3  # centre (42, 22): inside
+    heatmap[0, 0, 5, 20] = 0.9  # centre (82, 22): over the threshold anyway
+    found = _decode(heatmap, scale, offset, lms, 128, 64, 0.5, 0.25)
+    assert sorted(found.boxes[:, 1].tolist()) == [14.0, 50.0]
+    assert found.boxes[:, 3].max() == 64.0
+    assert len(_decode(heatmap, scale, offset, lms, 128, 64, 0.5)) == 1
+
+
+def test_balanced_video_keeps_edge_boxes_lower_unless_a_threshold_is_given() -> None:
+    from veil.video_pipeline import video_detect_settings
+
+    assert video_detect_settings(Config()).detector.edge_scale == 0.5
+    assert video_detect_settings(Config(threshold=0.3)).detector.edge_scale == 1.0
+    assert preset_settings(DetectPreset.BALANCED).edge_scale == 1.0  # stills as calibrated
+
+
+def test_the_edge_rule_only_adds_boxes_for_faces_cut_off_by_the_frame() -> None:
+    # The example face (y 58-178) cut off by the bottom edge: only its top 50 px remain.
+    pixels = np.ascontiguousarray(read_image(EXAMPLE).pixels[:110])
+    plain = FaceDetector(DetectorSettings(thresholds=(0.3, 0.3, 0.3, 0.3), large_face_side=0))
+    edge = FaceDetector(DetectorSettings(thresholds=(0.3, 0.3, 0.3, 0.3), large_face_side=0,
+                                         edge_scale=0.1))
+    before, after = plain(pixels), edge(pixels)
+    # Every box found without the rule is found with it, first and unchanged.
+    assert np.array_equal(after.boxes[:len(before)], before.boxes)
+    added = after[len(before):]
+    assert len(added) >= 1 and np.all(added.scores < 0.3)
+    assert np.all(touches_edge(added.boxes, 512, 110))
+    over_face = (added.boxes[:, 0] < 260) & (added.boxes[:, 2] > 190) & (added.boxes[:, 3] >= 109)
+    assert over_face.any()

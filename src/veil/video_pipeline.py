@@ -95,6 +95,13 @@ _INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
 }
 
 
+# Faces cut off by the frame's edge (entering, leaving, or just below it) score lower, half of
+# them missing: boxes touching the edge are kept at this fraction of their tier's threshold.
+_EDGE_SCALE: dict[DetectPreset, float] = {
+    DetectPreset.BALANCED: 0.5,
+}
+
+
 def video_detect_settings(config: Config) -> VideoDetectSettings:
     """The video settings of the config's preset (measured in benchmarks/bench_video.py)."""
     settings = preset_settings(config.detect, config.threshold)
@@ -108,6 +115,8 @@ def video_detect_settings(config: Config) -> VideoDetectSettings:
         # The INT8 thresholds, unless the user gave one.
         settings = replace(settings, int8=True, thresholds=settings.thresholds
                            if config.threshold is not None else _INT8_THRESHOLDS[config.detect])
+    if config.detect in _EDGE_SCALE and config.threshold is None:
+        settings = replace(settings, edge_scale=_EDGE_SCALE[config.detect])
     return VideoDetectSettings(settings, every, scale)
 
 

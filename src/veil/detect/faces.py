@@ -45,22 +45,39 @@ class DetectorSettings:
     nms_iou: float = 0.4
     # The INT8 graph (detect/quantize.py): about 0.6x the time, with its own thresholds (video).
     int8: bool = False
+    # A box touching the image's edge is kept at this fraction of its tier's threshold: a face
+    # cut off by the frame shows only part of itself and scores lower (1.0: no difference).
+    edge_scale: float = 1.0
 
     def __post_init__(self) -> None:
         thresholds = tuple(float(t) for t in self.thresholds)
         if len(thresholds) != len(SIZE_EDGES) + 1 or not all(0.0 < t < 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be {len(SIZE_EDGES) + 1} scores in (0, 1), got {thresholds}")
+        if not 0.0 < self.edge_scale <= 1.0:
+            raise ValueError(f"edge_scale must be in (0, 1], got {self.edge_scale}")
         object.__setattr__(self, "thresholds", thresholds)
 
     @property
     def threshold(self) -> float:
-        """The lowest score any face can be kept at."""
+        """The lowest score a face away from the image's edge can be kept at."""
         return min(self.thresholds)
 
-    def keep(self, detections: Detections) -> np.ndarray:
-        """Boolean mask of detections whose score reaches their size tier's threshold."""
+    def keep(self, detections: Detections, width: int | None = None, height: int | None = None
+             ) -> np.ndarray:
+        """Boolean mask of detections whose score reaches their size tier's threshold (scaled by
+        edge_scale for boxes touching the edge of a width x height image, when given)."""
         tier = np.searchsorted(np.asarray(SIZE_EDGES), detections.heights, side="right")
-        return detections.scores >= np.asarray(self.thresholds, np.float32)[tier]
+        needed = np.asarray(self.thresholds, np.float32)[tier]
+        if self.edge_scale < 1.0 and width is not None and height is not None:
+            edge = touches_edge(detections.boxes, width, height)
+            needed = np.where(edge, needed * np.float32(self.edge_scale), needed)
+        return detections.scores >= needed
+
+
+def touches_edge(boxes: np.ndarray, width: int, height: int, tolerance: float = 1.0) -> np.ndarray:
+    """Which xyxy boxes reach (within `tolerance` px) the edge of a width x height image."""
+    return ((boxes[:, 0] <= tolerance) | (boxes[:, 1] <= tolerance)
+            | (boxes[:, 2] >= width - tolerance) | (boxes[:, 3] >= height - tolerance))
 
 
 # Measured with benchmarks/eval_recall.py on ../shared/data/wider_dev (see the README's recall table).
@@ -197,11 +214,28 @@ class FaceDetector:
         height, width = frame.shape[:2]
         parts = [self._detect_pass(frame, scale) for scale in self.passes(width, height)]
         merged = Detections.concat(parts)
-        merged = merged[s.keep(merged)] if len(merged) else merged
         if len(merged) == 0:
             return merged
-        keep = nms(merged.boxes, merged.scores, s.nms_iou)
-        return merged[keep]
+        kept = merged[s.keep(merged)]
+        found = kept[nms(kept.boxes, kept.scores, s.nms_iou)] if len(kept) else kept
+        if s.edge_scale < 1.0:
+            found = Detections.concat([found, self._edge_boxes(merged, found, width, height)])
+        return found
+
+    def _edge_boxes(self, merged: Detections, found: Detections, width: int, height: int) -> Detections:
+        """Boxes kept only for touching the image's edge, less those over a face already found.
+
+        They are added after the others' NMS, so that one never suppresses a box that the
+        thresholds alone would keep: the edge rule only adds boxes.
+        """
+        s = self.settings
+        extra = merged[s.keep(merged, width, height) & ~s.keep(merged)]
+        if len(extra) == 0:
+            return extra
+        extra = extra[nms(extra.boxes, extra.scores, s.nms_iou)]
+        if len(found):
+            extra = extra[iou_matrix(extra.boxes, found.boxes).max(axis=1) < s.nms_iou]
+        return extra
 
     def passes(self, width: int, height: int) -> list[float]:
         """The image scales this detector runs on a frame of this size, smallest first."""
@@ -251,13 +285,18 @@ class FaceDetector:
             heatmap, scale, offset, lms = self._session.run(None, {"input.1": blob})
         # With flip, a view keeps boxes down to half the lowest threshold, so that a face scored just
         # under it in one view still adds its evidence to the fused score.
-        floor = self.settings.threshold / 2 if self.settings.flip else self.settings.threshold
-        return _decode(heatmap, scale, offset, lms, w, h, floor)
+        s = self.settings
+        floor = s.threshold / 2 if s.flip else s.threshold
+        return _decode(heatmap, scale, offset, lms, w, h, floor, floor * s.edge_scale)
 
 
 def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray,
-            width: int, height: int, threshold: float) -> Detections:
-    ys, xs = np.nonzero(heatmap[0, 0] > threshold)
+            width: int, height: int, threshold: float, edge_threshold: float | None = None
+            ) -> Detections:
+    """Boxes from CenterFace's maps: every cell over `threshold`, or over `edge_threshold` where
+    its box reaches the image's edge; NMS at IoU 0.3."""
+    floor = threshold if edge_threshold is None else min(threshold, edge_threshold)
+    ys, xs = np.nonzero(heatmap[0, 0] > floor)
     if len(ys) == 0:
         return Detections.empty()
     score = heatmap[0, 0, ys, xs]
@@ -276,6 +315,8 @@ def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.
     # A box wholly in the zero padding clips to nothing: not in the picture (the INT8 graph's
     # low thresholds let some through, and a zero-width box is no valid plan-file region).
     inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if floor < threshold:  # cells under the threshold count only for boxes at the edge
+        inside &= (score > threshold) | touches_edge(boxes, width, height)
     boxes, score, landmarks = boxes[inside], score[inside], landmarks[inside]
     keep = nms(boxes, score, 0.3)
     return Detections(boxes[keep], score[keep].astype(np.float32), landmarks[keep])
