@@ -216,20 +216,21 @@ class FaceDetector:
         merged = Detections.concat(parts)
         if len(merged) == 0:
             return merged
-        kept = merged[s.keep(merged)]
+        normal = s.keep(merged)
+        kept = merged[normal]
         found = kept[nms(kept.boxes, kept.scores, s.nms_iou)] if len(kept) else kept
         if s.edge_scale < 1.0:
-            found = Detections.concat([found, self._edge_boxes(merged, found, width, height)])
+            extra = merged[s.keep(merged, width, height) & ~normal]
+            found = Detections.concat([found, self._edge_boxes(extra, found)])
         return found
 
-    def _edge_boxes(self, merged: Detections, found: Detections, width: int, height: int) -> Detections:
-        """Boxes kept only for touching the image's edge, less those over a face already found.
+    def _edge_boxes(self, extra: Detections, found: Detections) -> Detections:
+        """The boxes kept only for touching the image's edge, less those over a face found.
 
         They are added after the others' NMS, so that one never suppresses a box that the
         thresholds alone would keep: the edge rule only adds boxes.
         """
         s = self.settings
-        extra = merged[s.keep(merged, width, height) & ~s.keep(merged)]
         if len(extra) == 0:
             return extra
         extra = extra[nms(extra.boxes, extra.scores, s.nms_iou)]
