@@ -356,7 +356,7 @@ class Tracker:
         prev, nxt, after = prev[keep], nxt[keep], after[keep]
         has_prev, has_next, has_after = has_prev[keep], has_next[keep], has_after[keep]
         held = self._held()[keep]
-        held_long = held & (self._best[keep] >= s.hold_min_score)
+        held_long = self._held_long()[keep]
 
         box = np.zeros((len(keep), 4))
         grow = np.zeros(len(keep))
@@ -403,6 +403,10 @@ class Tracker:
         s = self.settings
         return (s.hold_after_hits > 0) & (self._hits >= s.hold_after_hits)
 
+    def _held_long(self) -> np.ndarray:
+        """Per track in the table: held, and once detected with confidence: carried for hold_frames."""
+        return self._held() & (self._best >= self.settings.hold_min_score)
+
     def _at_edge(self, boxes: np.ndarray) -> np.ndarray:
         if self.settings.frame_size is None:
             return np.zeros(len(boxes), bool)
@@ -422,8 +426,7 @@ class Tracker:
         keep_track = (self._last_frame >= released - s.lookahead) | \
             (self._last_frame >= self._last_index - s.gap_frames)
         if s.hold_frames > s.lookahead:  # confident faces are carried longer
-            keep_track |= self._held() & (self._best >= s.hold_min_score) & \
-                (self._last_frame >= released - s.hold_frames)
+            keep_track |= self._held_long() & (self._last_frame >= released - s.hold_frames)
         rows = (~settled | (obs.frame == newest_settled[position])) & keep_track[position]
         if not rows.all():
             obs.keep(np.flatnonzero(rows))
