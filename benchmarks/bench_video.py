@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class Recall:
     longest_gap: int = 0
     masked: float = 0.0  # median over frames: fraction of the frame masked
     area: float = 0.0  # median over frames: masked pixels over ground-truth face pixels
+    runs: dict[int, int] = field(default_factory=dict)  # face id -> its longest unmasked run (>= 32 px)
 
     def line(self) -> str:
         large = self.covered_large / max(self.total_large, 1)
@@ -100,6 +101,7 @@ def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
                 result.covered_large += ok
                 runs[face] = 0 if ok else runs.get(face, 0) + 1
                 result.longest_gap = max(result.longest_gap, runs[face])
+                result.runs[face] = max(result.runs.get(face, 0), runs[face])
             else:
                 runs.pop(face, None)
         masked.append(float(covered.mean()))

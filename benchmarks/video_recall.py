@@ -8,14 +8,18 @@ and the fast-pan set; a recall figure from those clips alone flatters them. This
 seven-clip programme once per seed into a temporary folder (WIDER derivatives: never kept), or
 takes folders of `<name>.mp4` + `<name>.gt.jsonl`, and prints per clip and setting: covered
 recall of faces >= 32 px, the longest run of frames any such face went under 80% masked, and the
-median masked fraction of the frame (bench_video.py's scoring). The summary counts the clips
-that break the issue's bar (a face >= 32 px unmasked for more than 2 consecutive frames).
+median masked fraction of the frame (bench_video.py's scoring). Under a clip that breaks the
+issue's bar (a face >= 32 px unmasked for more than 2 consecutive frames) it names each such face
+with WIDER's own labels for it (occlusion, blur, pose; read through the folder's clips.json). The
+summary counts the clips over the bar, and how many of the faces over it WIDER labels heavily
+occluded (the bar still counts them: a partly hidden face is a face).
 `--hold S` sets `Config.track_hold_s` (0.5: no hold beyond the gap) to compare the long hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,12 +28,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_video import Recall, Recorder, load_gt, load_make_clips, parse_setting, score  # noqa: E402
+from bench_video import DATA, Recall, Recorder, load_gt, load_make_clips, parse_setting, score  # noqa: E402
 
 from veil._types import Config  # noqa: E402
 from veil.video_pipeline import redact_video_file  # noqa: E402
 
 MAX_RUN = 2  # the issue's bar: no face >= 32 px unmasked for more than 2 consecutive frames
+LEVELS = {"occlusion": ("none", "partial", "heavy"), "blur": ("clear", "normal", "heavy"),
+          "pose": ("typical", "atypical")}
+
+
+def face_labels(folder: Path, video: Path) -> dict[int, dict[str, str]]:
+    """WIDER's labels of each face id in a rendered clip, or {} without the clip's records.
+
+    make_clips.py numbers faces by their row in its photos' boxes, taken in the order of the
+    clip's `images`."""
+    try:
+        clips = json.loads((folder / "clips.json").read_text())
+        records = {r["image"]: r for r in map(json.loads, (DATA / "wider_dev" / "gt.jsonl").open())}
+    except OSError:
+        return {}
+    entry = next((c for c in clips if c["video"] == video.name), None)
+    if entry is None:
+        return {}
+    labels: dict[int, dict[str, str]] = {}
+    for image in entry["images"]:
+        attrs = records[image]["attrs"]
+        for i in range(len(records[image]["boxes"])):
+            labels[len(labels)] = {key: LEVELS[key][attrs[key][i]] for key in LEVELS}
+    return labels
 
 
 def render(out_dir: Path, seed: int, seconds: float) -> Path:
@@ -50,6 +77,7 @@ def main() -> None:
     settings = [parse_setting(s) for s in args.settings.split(",")]
     config = Config() if args.hold is None else Config(track_hold_s=args.hold)
     results: dict[str, list[Recall]] = {name: [] for name, _ in settings}
+    over_faces: dict[str, list[dict[str, str]]] = {name: [] for name, _ in settings}
     with tempfile.TemporaryDirectory(prefix="veil-recall-") as tmp_name:
         tmp = Path(tmp_name)
         folders = args.clips or [render(tmp, int(s), args.seconds) for s in args.seeds.split(",")]
@@ -67,6 +95,13 @@ def main() -> None:
                     print(f"{folder.name + '/' + video.stem:40.40} {name:12} "
                           f"{r.covered_large / max(r.total_large, 1):7.4f} {r.longest_gap:4d} "
                           f"{r.masked:7.2f}{flag}", flush=True)
+                    labels = face_labels(folder, video) if flag else {}
+                    for face, run in sorted(r.runs.items()):
+                        if run > MAX_RUN:
+                            label = labels.get(face, {})
+                            over_faces[name].append(label)
+                            text = ", ".join(f"{k} {v}" for k, v in label.items()) or "no labels"
+                            print(f"    face {face}: {run} frames in a row; WIDER: {text}")
     for name, rows in results.items():
         over = sum(r.longest_gap > MAX_RUN for r in rows)
         worst = min(r.covered_large / max(r.total_large, 1) for r in rows)
@@ -74,6 +109,10 @@ def main() -> None:
         print(f"{name}: {len(rows)} clips, {over} with a face >= 32 px unmasked > {MAX_RUN} frames "
               f"(longest {max(r.longest_gap for r in rows)}), lowest recall {worst:.4f}, "
               f"mean masked fraction {masked:.3f}")
+        faces = over_faces[name]
+        if faces:
+            heavy = sum(f.get("occlusion") == "heavy" for f in faces)
+            print(f"  of the {len(faces)} faces over the bar, WIDER labels {heavy} heavily occluded")
 
 
 if __name__ == "__main__":
