@@ -45,12 +45,15 @@ def face_labels(folder: Path, video: Path) -> dict[int, dict[str, str]]:
     clip's `images`."""
     try:
         clips = json.loads((folder / "clips.json").read_text())
-        records = {r["image"]: r for r in map(json.loads, (DATA / "wider_dev" / "gt.jsonl").open())}
+        lines = (DATA / "wider_dev" / "gt.jsonl").read_text().splitlines()
+        records = {r["image"]: r for r in map(json.loads, lines)}
     except OSError:
         return {}
     entry = next((c for c in clips if c["video"] == video.name), None)
     if entry is None:
         return {}
+    if not all(image in records for image in entry["images"]):
+        return {}  # rendered from other photos than ../shared/data/wider_dev
     labels: dict[int, dict[str, str]] = {}
     for image in entry["images"]:
         attrs = records[image]["attrs"]
