@@ -64,10 +64,14 @@ class Recall:
     total_large: int = 0
     covered_all: int = 0
     total_all: int = 0
-    longest_gap: int = 0
     masked: float = 0.0  # median over frames: fraction of the frame masked
     area: float = 0.0  # median over frames: masked pixels over ground-truth face pixels
     runs: dict[int, int] = field(default_factory=dict)  # face id -> its longest unmasked run (>= 32 px)
+
+    @property
+    def longest_gap(self) -> int:
+        """The longest run of consecutive frames any face >= 32 px went unmasked."""
+        return max(self.runs.values(), default=0)
 
     def line(self) -> str:
         large = self.covered_large / max(self.total_large, 1)
@@ -83,7 +87,7 @@ def load_gt(path: Path) -> list[dict]:
 def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
     """Per-frame covered recall against the clip's ground truth."""
     result = Recall()
-    runs: dict[int, int] = {}
+    current: dict[int, int] = {}  # face id -> frames unmasked so far in its present run
     masked, area_ratio = [], []
     for row, covered in zip(gt, coverages):
         h, w = covered.shape
@@ -99,11 +103,10 @@ def score(gt: list[dict], coverages: list[np.ndarray]) -> Recall:
             if bh >= MIN_FACE:
                 result.total_large += 1
                 result.covered_large += ok
-                runs[face] = 0 if ok else runs.get(face, 0) + 1
-                result.longest_gap = max(result.longest_gap, runs[face])
-                result.runs[face] = max(result.runs.get(face, 0), runs[face])
+                current[face] = 0 if ok else current.get(face, 0) + 1
+                result.runs[face] = max(result.runs.get(face, 0), current[face])
             else:
-                runs.pop(face, None)
+                current.pop(face, None)
         masked.append(float(covered.mean()))
         if faces.any():
             area_ratio.append(covered.sum() / faces.sum())

@@ -98,7 +98,7 @@ def main() -> None:
                     print(f"{folder.name + '/' + video.stem:40.40} {name:12} "
                           f"{r.covered_large / max(r.total_large, 1):7.4f} {r.longest_gap:4d} "
                           f"{r.masked:7.2f}{flag}", flush=True)
-                    labels = face_labels(folder, video) if flag else {}
+                    labels = face_labels(folder, video) if r.longest_gap > MAX_RUN else {}
                     for face, run in sorted(r.runs.items()):
                         if run > MAX_RUN:
                             label = labels.get(face, {})
