@@ -114,6 +114,8 @@ NO_FACES = StaticDetector([])
     ("vfr.mp4", {"pts": [0, 1001, 3003, 4004, 8008, 9009, 10010, 15015, 16016, 17017]}),
     ("pal.mov", {"time_base": Fraction(1, 25), "rate": Fraction(25)}),
     ("clip.mkv", {"time_base": Fraction(1, 1000), "rate": Fraction(30000, 1001)}),
+    ("hevc.mov", {"codec": "libx265"}),  # what phones record by default
+    ("prores.mov", {"codec": "prores_ks", "pix_fmt": "yuv422p10le"}),
 ])
 def test_frame_count_and_timestamps_are_kept(tmp_path: Path, name: str, kwargs: dict) -> None:
     src = write_clip(tmp_path / name, **kwargs)
@@ -227,6 +229,42 @@ def test_masks_cover_the_detection_in_every_frame(tmp_path: Path) -> None:
     # The default preset detects on every 3rd frame: frames between carry the tracked box.
     assert report.tracked_frames > 0
     assert report.lowest_score == pytest.approx(0.9)
+
+
+# Upright frames are painted in YUV; turned ones in RGB (see VideoWriter.write).
+@pytest.mark.parametrize("name,rotation", [("odd.mp4", 0), ("odd.mkv", 0), ("odd_turned.mp4", 90)])
+def test_odd_sizes_lose_their_last_column_and_row_and_keep_masks_timing_and_audio(
+        tmp_path: Path, name: str, rotation: int) -> None:
+    # H.264 in 4:2:0 needs an even width and height; MPEG-4 part 2 (older cameras) allows odd ones.
+    src = write_clip(tmp_path / name, size=(65, 49), codec="mpeg4", rotation=rotation)
+    with av.open(str(src)) as c:
+        stored = next(c.decode(video=0))
+        assert (stored.width, stored.height) == (65, 49)
+    upright = (49, 65) if rotation else (65, 49)
+    out = tmp_path / ("out" + src.suffix)
+    box = (upright[0] - 20, upright[1] - 20, upright[0], upright[1])  # reaches the odd edges
+    report = redact_video_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
+                               detector=StaticDetector([box]))
+    assert report.frames == 12
+    assert frame_times(out) == frame_times(src)
+    assert audio_packets(out) == audio_packets(src) != []
+    frames = decoded(out)
+    assert frames[0].shape[:2] == (upright[1] // 2 * 2, upright[0] // 2 * 2)
+    for frame in frames:
+        assert frame[upright[1] - 18:, upright[0] - 18:].max() < 30
+        assert frame[:12, :12].max() > 100  # the unmasked corner survives
+
+
+@pytest.mark.parametrize("codec,pix_fmt", [("libx264", "yuv420p"), ("mjpeg", "yuvj420p")])
+def test_avi_output_has_no_reordered_frames(tmp_path: Path, codec: str, pix_fmt: str) -> None:
+    # AVI stores no presentation times; with B-frames its frames read back out of order.
+    src = write_clip(tmp_path / "old.avi", time_base=Fraction(1, 25), rate=Fraction(25), audio=False,
+                     codec=codec, pix_fmt=pix_fmt)
+    out = tmp_path / "out.avi"
+    redact_video_file(src, out, Config(), detector=NO_FACES)
+    times = frame_times(out)
+    assert len(times) == 12
+    assert times == sorted(times)
 
 
 def test_rotation_is_applied_to_pixels_and_dropped_from_the_output(tmp_path: Path) -> None:

@@ -414,6 +414,20 @@ def _paint_solid_boxes(image: Any, boxes: np.ndarray, height: int, width: int) -
         cr[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2] = 128
 
 
+def _even(image: Any) -> Any:
+    """A painted yuv420p frame cut to an even width and height (4:2:0 H.264 needs them).
+
+    Only a frame of odd size is copied; the cut column or row is the last, after painting.
+    """
+    width, height = image.width // 2 * 2, image.height // 2 * 2
+    if (width, height) == (image.width, image.height):
+        return image
+    out = av.VideoFrame(width, height, "yuv420p")
+    for index, (w, h) in enumerate([(width, height), (width // 2, height // 2), (width // 2, height // 2)]):
+        _plane(out, index, h, w)[:] = _plane(image, index, h, w)
+    return out
+
+
 def _touched_blocks(inside: np.ndarray) -> np.ndarray:
     """Which 2x2 blocks hold any True pixel (odd edges padded); four strided ORs are several
     times faster than `any` over reshaped axes, which dominated painting crowd frames."""
@@ -474,15 +488,22 @@ class VideoWriter:
             stream = self._container.add_stream("libvpx-vp9", rate=rate, options=options)
         else:
             # a53cc=0: never pass closed captions from the source's frames into the output.
-            stream = self._container.add_stream(
-                "libx264", rate=rate,
-                options={"crf": str(config.quality), "preset": X264_PRESET, "a53cc": "0"})
-        stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+            options = {"crf": str(config.quality), "preset": X264_PRESET, "a53cc": "0"}
+            if fmt == "avi":
+                options["bf"] = "0"  # AVI stores no presentation times: B-frames would come out reordered
+            stream = self._container.add_stream("libx264", rate=rate, options=options)
+        # 4:2:0 needs an even width and height: an odd last column or row is cut off (`_even`).
+        stream.width, stream.height, stream.pix_fmt = info.width // 2 * 2, info.height // 2 * 2, "yuv420p"
         # The input's time base on both the codec and the stream: pts pass through unrounded.
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         stream.thread_count = 0
         stream.metadata.clear()
+        try:  # opened here, so that a size or setting the encoder refuses is named as such
+            stream.codec_context.open()
+        except av.error.FFmpegError as exc:
+            raise RedactionError(f"cannot encode this video ({info.width}x{info.height}): "
+                                 f"{_ffmpeg_message(exc)}", self.target) from None
         return stream
 
     def write(self, frame: Frame, plan: MaskPlan, style: MaskStyle) -> None:
@@ -492,12 +513,20 @@ class VideoWriter:
             if len(plan):
                 image.make_writable()  # never paint into a buffer the decoder still references
                 paint_yuv420(image, plan, style)
+            image = _even(image)
         else:
-            image = av.VideoFrame.from_ndarray(apply_masks(frame.pixels, plan, style), format="rgb24")
+            masked = apply_masks(frame.pixels, plan, style)
+            height, width = masked.shape[:2]
+            image = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(masked[:height // 2 * 2, :width // 2 * 2]), format="rgb24")
         image.pts = frame.pts
         image.time_base = frame.time_base
         image.pict_type = av.video.frame.PictureType.NONE  # let x264 choose; don't copy the source's
-        self._mux(self._video.encode(image))
+        try:
+            packets = self._video.encode(image)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise RedactionError(f"encoding failed: {_ffmpeg_message(exc)}", self.target) from None
+        self._mux(packets)
 
     def write_audio(self, packet: Any) -> None:
         out = self._audio.get(packet.stream.index)
