@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -333,6 +335,42 @@ def test_progress_is_reported(tmp_path: Path) -> None:
 
 # -- failing closed ----------------------------------------------------------------------------------
 
+def _add_cover(container: Any, attached: bool = True) -> Callable[[], None]:
+    """Add a 32x32 JPEG stream, marked as an attached picture (cover art) if `attached`; returns
+    what muxes its one frame (call it once every stream is added)."""
+    cover = container.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+    if attached:
+        cover.disposition = av.stream.Disposition.attached_pic
+
+    def mux() -> None:
+        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+        picture = picture.reformat(format="yuvj420p")
+        picture.pts = 0
+        container.mux(cover.encode(picture))
+        container.mux(cover.encode(None))
+    return mux
+
+
+def test_the_footage_is_redacted_not_a_picture_listed_before_it(tmp_path: Path) -> None:
+    src = tmp_path / "cover_first.mkv"
+    with av.open(str(src), "w") as c:
+        mux_cover = _add_cover(c, attached=False)  # Matroska keeps no attached-picture mark: size decides
+        v = c.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        mux_cover()
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    out = tmp_path / "out.mkv"
+    report = redact_video_file(src, out, Config(), detector=NO_FACES)
+    assert report.frames == 10
+    with av.open(str(out)) as c:
+        assert [(s.type, s.width, s.height) for s in c.streams] == [("video", 64, 48)]
+
+
 def _bad_inputs(folder: Path) -> dict[str, Path]:
     folder.mkdir()
     good = write_clip(folder / "good-source.tmp.mp4", frames=60, size=(160, 120))
@@ -346,6 +384,16 @@ def _bad_inputs(folder: Path) -> dict[str, Path]:
     files["audio_only"] = folder / "audio_only.mp4"
     with av.open(str(files["audio_only"]), "w") as c:
         a = c.add_stream("aac", rate=48000, layout="stereo")
+        for k in range(10):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, k * 1024
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    # Music files carry cover art as a one-frame "video" stream: that is not footage.
+    files["audio_with_cover"] = folder / "audio_with_cover.mp4"
+    with av.open(str(files["audio_with_cover"]), "w") as c:
+        a = c.add_stream("aac", rate=48000, layout="stereo")
+        _add_cover(c)()
         for k in range(10):
             af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
             af.sample_rate, af.pts = 48000, k * 1024
@@ -374,6 +422,8 @@ def test_bad_inputs_fail_with_a_clear_error_and_leave_nothing(tmp_path: Path) ->
         assert "\n" not in info.value.message
         if name == "truncated":
             assert "moov" in info.value.message
+        if name == "audio_with_cover":
+            assert "attached picture" in info.value.message
         assert not target.exists(), name
         assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name], name
 

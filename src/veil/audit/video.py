@@ -57,14 +57,16 @@ def video_metadata(path: Path) -> list[MetadataField]:
 
 
 def _decoded(path: Path) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as upright RGB, decoded with PyAV directly."""
+    """Every frame of the main video stream as upright RGB, decoded with PyAV directly."""
     import av
+
+    from ..media.video import main_video_stream
 
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.video:
+            stream = main_video_stream(container)
+            if stream is None:
                 raise InputError("has no video stream", path)
-            stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 pixels = frame.to_ndarray(format="rgb24")
@@ -92,11 +94,12 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
     """Audit a redacted video against its original, frame by frame (see the module docstring)."""
     import av
 
+    from ..media.video import main_video_stream
     from ..video_pipeline import scan_video_file
     from . import audit_frame, metadata_findings
 
     with av.open(str(original), metadata_errors="ignore") as container:
-        stream = container.streams.video[0] if container.streams.video else None
+        stream = main_video_stream(container)
         rate = float(stream.average_rate or stream.guessed_rate or 0) if stream else 0.0
     step = max(1, int(round((rate or 30.0) / UNIFORM_SAMPLES_PER_SECOND)))
     faces: list[FaceAudit] = []

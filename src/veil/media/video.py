@@ -221,8 +221,20 @@ def _rotation(degrees: float) -> int:
     return int(round(degrees / 90.0)) % 4 * 90
 
 
+def main_video_stream(container: Any) -> Any | None:
+    """The stream veil redacts: the largest video stream that is not an attached picture.
+
+    Cover art (an attached picture) is a one-frame video stream, listed first in some files; the
+    footage is the largest moving picture. The other video streams are never written out.
+    """
+    videos = [s for s in container.streams.video
+              if not s.disposition & av.stream.Disposition.attached_pic]
+    return max(videos, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0),
+               default=None)
+
+
 class VideoReader:
-    """Demuxes and decodes one file's first video stream; audio packets go to a callback."""
+    """Demuxes and decodes one file's main video stream; audio packets go to a callback."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -240,10 +252,13 @@ class VideoReader:
 
     def _setup(self) -> None:
         container = self._container
-        if not container.streams.video:
+        stream = main_video_stream(container)
+        if stream is None:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            if container.streams.video:
+                raise InputError("has no video stream, only an attached picture such as cover art "
+                                 f"(found: {', '.join(kinds)})", self.path)
             raise InputError(f"has no video stream (found: {', '.join(kinds)})", self.path)
-        stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.width <= 0:
             raise InputError("the video stream has no decodable picture (unknown codec or size)",
                              self.path)
@@ -280,7 +295,7 @@ class VideoReader:
         # Start again from the beginning for the real pass.
         self._container.close()
         self._container = av.open(str(self.path), metadata_errors="ignore")
-        self.video_stream = self._container.streams.video[0]
+        self.video_stream = main_video_stream(self._container)
         self.audio_streams = list(self._container.streams.audio)
         return rotation
 
