@@ -257,6 +257,15 @@ def test_odd_sizes_lose_their_last_column_and_row_and_keep_masks_timing_and_audi
         assert frame[:12, :12].max() > 100  # the unmasked corner survives
 
 
+def test_a_picture_too_small_to_encode_is_refused_by_name(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "dot.mkv", size=(1, 1), codec="mpeg4", audio=False)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(RedactionError, match=r"cannot encode this video \(1x1\)"):
+        redact_video_file(src, out, Config(), detector=NO_FACES)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+
+
 @pytest.mark.parametrize("codec,pix_fmt", [("libx264", "yuv420p"), ("mjpeg", "yuvj420p")])
 def test_avi_output_has_no_reordered_frames(tmp_path: Path, codec: str, pix_fmt: str) -> None:
     # AVI stores no presentation times; with B-frames its frames read back out of order.
