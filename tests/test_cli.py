@@ -125,6 +125,24 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert target.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_two_inputs_never_share_an_output(tmp_path: Path, overwrite: bool) -> None:
+    # Same name in two folders, given as files: both would go to out/photo.jpg.
+    first, second = tmp_path / "a" / "photo.jpg", tmp_path / "b" / "photo.jpg"
+    with Image.open(EXAMPLE) as example:
+        for path, side in ((first, 512), (second, 384)):  # told apart by size
+            path.parent.mkdir()
+            example.resize((side, side)).save(path)
+    out = tmp_path / "out"
+    result = run_veil("redact", first, second, "-o", out, *(["--overwrite"] if overwrite else []))
+    assert result.returncode == 1
+    errors = result.stderr.replace("\n", " ").split("error ")[1:]
+    assert len(errors) == 1 and str(second) in errors[0] and "also the output of" in errors[0], result.stderr
+    assert [p.name for p in out.iterdir()] == ["photo.jpg"]
+    with Image.open(out / "photo.jpg") as written, Image.open(first) as source:
+        assert written.size == source.size  # the first input's copy, not replaced by the second's
+
+
 def _world_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "perm"
     folder.mkdir()

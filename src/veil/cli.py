@@ -81,6 +81,16 @@ def _warn_reversible(mask: MaskStyle) -> None:
                   "--mask noise before publishing.")
 
 
+def _claim_target(job: Job, claimed: dict[Path, Path]) -> None:
+    """Two inputs of one batch never share an output: the later one fails, even with --overwrite,
+    rather than silently replace the copy just written for the other."""
+    target = (job.target if job.target is not None else default_output(job.source)).resolve()
+    earlier = claimed.setdefault(target, job.source)
+    if earlier != job.source:
+        raise OutputError(f"its output {target} is also the output of {earlier} in this batch; "
+                          "give them separate output folders", job.source)
+
+
 def _prepare_target(job: Job) -> None:
     if job.target is not None and not job.target.parent.exists():
         try:
@@ -108,6 +118,7 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
              after_each: object = None, plan: PlanFile | None = None) -> list[FileReport]:
     """Process every job; a failure is reported and the batch goes on."""
     reports: list[FileReport] = []
+    claimed: dict[Path, Path] = {}  # output -> the input of this batch it was written for
     with _progress() if show_progress else _NullProgress() as progress:
         files_task = progress.add_task("files", total=len(jobs)) if len(jobs) > 1 else None
         for job in jobs:
@@ -117,6 +128,7 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                 progress.update(_task, completed=done, total=total)
 
             try:
+                _claim_target(job, claimed)
                 _prepare_target(job)
                 report = redact_file(job.source, job.target, config, overwrite=overwrite,
                                      progress=on_frames,
