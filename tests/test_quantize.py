@@ -62,15 +62,22 @@ def test_a_graph_that_differs_from_the_pinned_one_is_not_used(
         faces._session.cache_clear()
 
 
-def test_balanced_video_runs_int8_and_the_others_fp32() -> None:
-    settings = video_detect_settings(Config(detect=DetectPreset.BALANCED)).detector
+@pytest.mark.parametrize("preset", [DetectPreset.FAST, DetectPreset.BALANCED])
+def test_fast_and_balanced_video_run_int8_and_thorough_fp32(preset: DetectPreset) -> None:
+    settings = video_detect_settings(Config(detect=preset)).detector
     assert settings.int8
     # INT8 scores faces lower: its thresholds never exceed the still preset's.
-    assert all(a <= b for a, b in zip(settings.thresholds, preset_settings(DetectPreset.BALANCED).thresholds))
-    given = video_detect_settings(Config(detect=DetectPreset.BALANCED, threshold=0.3)).detector
+    assert all(a <= b for a, b in zip(settings.thresholds, preset_settings(preset).thresholds))
+    given = video_detect_settings(Config(detect=preset, threshold=0.3)).detector
     assert given.int8 and given.thresholds == (0.3,) * 4
-    for preset in (DetectPreset.FAST, DetectPreset.THOROUGH):
-        assert not video_detect_settings(Config(detect=preset)).detector.int8
+    assert not video_detect_settings(Config(detect=DetectPreset.THOROUGH)).detector.int8
+
+
+def test_fast_video_is_balanced_on_fewer_frames() -> None:
+    fast = video_detect_settings(Config(detect=DetectPreset.FAST))
+    balanced = video_detect_settings(Config(detect=DetectPreset.BALANCED))
+    assert fast.detector == balanced.detector and fast.scale == balanced.scale
+    assert (fast.detect_every, balanced.detect_every) == (5, 3)
 
 
 def test_int8_covers_as_many_faces_as_fp32_on_wider_photos(wider_dir: Path) -> None:

@@ -76,8 +76,13 @@ class VideoDetectSettings:
 # still-image passes (full resolution and up-scaled) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
+# fast is balanced on every 5th frame instead of every 3rd: on 61 rendered clips (seeds 7-10 and
+# 13-16, and the fast-pan set; benchmarks/video_recall.py) it left the same faces over the
+# 2-frame bar as balanced, all ones WIDER labels heavily occluded, with longer runs (12-13
+# frames against 3-6). Its earlier form, one fp32 pass without the 384 px pass, left 8 of 21
+# held-out clips over the bar (runs up to 166 frames) and was slower.
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
-    DetectPreset.FAST: (0.5, 0, 5),
+    DetectPreset.FAST: (0.5, 384, 5),
     DetectPreset.BALANCED: (0.5, 384, 3),
     DetectPreset.THOROUGH: (1.0, 640, 1),
 }
@@ -88,9 +93,9 @@ _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
 # frame, where fp32 balanced left runs of 15 and 8 frames (partial masks) on the pair pans. On the
 # WIDER dev photos (balanced's still passes, scored as eval_recall.py does) every size bucket
 # matched or beat fp32 at the still thresholds.
-# fast stays fp32 and thorough fp32: with INT8, fast's longest unmasked run on the pair pans
-# went from 4 to 8 frames at stride 5 (7 at stride 4), for about the same speed.
+# fast runs it too (with the 384 px pass; see above); thorough stays fp32.
 _INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
+    DetectPreset.FAST: (0.05, 0.06, 0.1, 0.15),
     DetectPreset.BALANCED: (0.05, 0.06, 0.1, 0.15),
 }
 
@@ -98,6 +103,7 @@ _INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
 # Faces cut off by the frame's edge (entering, leaving, or just below it) score lower, half of
 # them missing: boxes touching the edge are kept at this fraction of their tier's threshold.
 _EDGE_SCALE: dict[DetectPreset, float] = {
+    DetectPreset.FAST: 0.5,
     DetectPreset.BALANCED: 0.5,
 }
 
