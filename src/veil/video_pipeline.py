@@ -77,9 +77,9 @@ class VideoDetectSettings:
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
 # fast is balanced on every 5th frame instead of every 3rd: on 61 rendered clips (seeds 7-10 and
-# 13-16, and the fast-pan set; benchmarks/video_recall.py) it left the same faces over the
-# 2-frame bar as balanced, all ones WIDER labels heavily occluded, with longer runs (12-13
-# frames against 3-6). Its earlier form, one fp32 pass without the 384 px pass, left 8 of 21
+# 13-16, and the fast-pan set; benchmarks/video_recall.py) the only faces it left over the
+# 2-frame bar were ones balanced left over it too, all labelled heavily occluded by WIDER, with
+# longer runs (12-13 frames against 3-6). Its earlier form, one fp32 pass without the 384 px pass, left 8 of 21
 # held-out clips over the bar (runs up to 166 frames) and was slower.
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.FAST: (0.5, 384, 5),
@@ -94,9 +94,10 @@ _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
 # WIDER dev photos (balanced's still passes, scored as eval_recall.py does) every size bucket
 # matched or beat fp32 at the still thresholds.
 # fast runs it too (with the 384 px pass; see above); thorough stays fp32.
+_VIDEO_INT8_THRESHOLDS = (0.05, 0.06, 0.1, 0.15)
 _INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
-    DetectPreset.FAST: (0.05, 0.06, 0.1, 0.15),
-    DetectPreset.BALANCED: (0.05, 0.06, 0.1, 0.15),
+    DetectPreset.FAST: _VIDEO_INT8_THRESHOLDS,
+    DetectPreset.BALANCED: _VIDEO_INT8_THRESHOLDS,
 }
 
 
