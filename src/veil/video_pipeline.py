@@ -76,11 +76,11 @@ class VideoDetectSettings:
 # still-image passes (full resolution and up-scaled) on every frame: use it where
 # faces under 32 px matter. Recall and speed of each: benchmarks/bench_video.py. On the 720p
 # bench clip, scale 0.75 cost 2.4x the time of 0.5 with no gain in recall (0.9988 vs 1.0).
-# fast is balanced on every 5th frame instead of every 3rd: on 61 rendered clips (seeds 7-10 and
-# 13-16, and the fast-pan set; benchmarks/video_recall.py) the only faces it left over the
+# fast is balanced on every 5th frame instead of every 3rd: on 61 rendered clips (seeds 7-10
+# and 13-16, and the fast-pan set; benchmarks/video_recall.py) the only faces it left over the
 # 2-frame bar were ones balanced left over it too, all labelled heavily occluded by WIDER, with
-# longer runs (12-13 frames against 3-6). Its earlier form, one fp32 pass without the 384 px pass, left 8 of 21
-# held-out clips over the bar (runs up to 166 frames) and was slower.
+# longer runs (12-13 frames against 3-6). Its earlier form, one fp32 pass without the 384 px
+# pass, left 8 of 21 held-out clips over the bar (runs up to 166 frames) and was slower.
 _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.FAST: (0.5, 384, 5),
     DetectPreset.BALANCED: (0.5, 384, 3),
@@ -94,19 +94,13 @@ _VIDEO_PRESETS: dict[DetectPreset, tuple[float, int, int]] = {
 # WIDER dev photos (balanced's still passes, scored as eval_recall.py does) every size bucket
 # matched or beat fp32 at the still thresholds.
 # fast runs it too (with the 384 px pass; see above); thorough stays fp32.
-_VIDEO_INT8_THRESHOLDS = (0.05, 0.06, 0.1, 0.15)
-_INT8_THRESHOLDS: dict[DetectPreset, tuple[float, float, float, float]] = {
-    DetectPreset.FAST: _VIDEO_INT8_THRESHOLDS,
-    DetectPreset.BALANCED: _VIDEO_INT8_THRESHOLDS,
-}
-
+_INT8_PRESETS = frozenset({DetectPreset.FAST, DetectPreset.BALANCED})
+_INT8_THRESHOLDS = (0.05, 0.06, 0.1, 0.15)
 
 # Faces cut off by the frame's edge (entering, leaving, or just below it) score lower, half of
-# them missing: boxes touching the edge are kept at this fraction of their tier's threshold.
-_EDGE_SCALE: dict[DetectPreset, float] = {
-    DetectPreset.FAST: 0.5,
-    DetectPreset.BALANCED: 0.5,
-}
+# them missing: with the INT8 thresholds, boxes touching the edge are kept at this fraction of
+# their tier's threshold.
+_EDGE_SCALE = 0.5
 
 
 def video_detect_settings(config: Config) -> VideoDetectSettings:
@@ -118,12 +112,10 @@ def video_detect_settings(config: Config) -> VideoDetectSettings:
         # alone sets the cost.
         settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
                            flip=False)
-    if config.detect in _INT8_THRESHOLDS:
-        # The INT8 thresholds, unless the user gave one.
-        settings = replace(settings, int8=True, thresholds=settings.thresholds
-                           if config.threshold is not None else _INT8_THRESHOLDS[config.detect])
-    if config.detect in _EDGE_SCALE and config.threshold is None:
-        settings = replace(settings, edge_scale=_EDGE_SCALE[config.detect])
+    if config.detect in _INT8_PRESETS:
+        settings = replace(settings, int8=True)
+        if config.threshold is None:  # a user's threshold stands as given, at the edge too
+            settings = replace(settings, thresholds=_INT8_THRESHOLDS, edge_scale=_EDGE_SCALE)
     return VideoDetectSettings(settings, every, scale)
 
 
