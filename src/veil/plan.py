@@ -48,12 +48,27 @@ def clip_regions(regions: np.ndarray, width: int, height: int, min_px: int = 1) 
     return out
 
 
+def face_regions(boxes: np.ndarray, width: int, height: int, config: Config,
+                 grow: np.ndarray | float = 0.0) -> np.ndarray:
+    """The whole-pixel region veil masks for each xyxy face box, one row per box (a box wholly
+    outside the frame gets an empty region; `plan_rows` drops those)."""
+    return clip_regions(expand_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), config, grow),
+                        width, height, config.min_mask_px)
+
+
+def plan_rows(detections: Detections, width: int, height: int, config: Config,
+              grow: np.ndarray | float = 0.0) -> tuple[MaskPlan, Detections]:
+    """The regions veil masks for these detections, and the detections they came from, aligned
+    row for row (a region wholly outside the frame is dropped with its detection)."""
+    if len(detections) == 0:
+        return MaskPlan.empty(config.shape), detections
+    boxes = face_regions(detections.boxes, width, height, config, grow)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    kept = detections[keep]
+    return MaskPlan(boxes[keep], config.shape, kept.track_ids, kept.sources), kept
+
+
 def plan_masks(detections: Detections, width: int, height: int, config: Config,
                grow: np.ndarray | float = 0.0) -> MaskPlan:
     """The regions veil masks for these detections in a frame of the given size."""
-    if len(detections) == 0:
-        return MaskPlan.empty(config.shape)
-    regions = expand_boxes(detections.boxes, config, grow)
-    boxes = clip_regions(regions, width, height, config.min_mask_px)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return MaskPlan(boxes[keep], config.shape, detections.track_ids[keep], detections.sources[keep])
+    return plan_rows(detections, width, height, config, grow)[0]

@@ -42,7 +42,7 @@ from .detect.base import Detector
 from .detect.faces import DetectorSettings, FaceDetector, preset_settings
 from .media.video import Frame, VideoReader, VideoWriter
 from .motion import with_motion
-from .plan import clip_regions, expand_boxes
+from .plan import plan_rows
 from .track import TrackedFrame, Tracker, TrackerSettings
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -260,13 +260,7 @@ class _Consumer:
 
 def _plan_rows(tracked: TrackedFrame, width: int, height: int, config: Config) -> tuple[MaskPlan, Detections]:
     """Mask regions for the tracked rows, and the rows kept (regions wholly outside are dropped)."""
-    rows = tracked.detections
-    if len(rows) == 0:
-        return MaskPlan.empty(config.shape), rows
-    regions = expand_boxes(rows.boxes, config, tracked.grow)
-    boxes = clip_regions(regions, width, height, config.min_mask_px)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return MaskPlan(boxes[keep], config.shape, rows.track_ids[keep], rows.sources[keep]), rows[keep]
+    return plan_rows(tracked.detections, width, height, config, tracked.grow)
 
 
 def _records(rows: Detections, computed: MaskPlan, final: MaskPlan) -> tuple[FaceRecord, ...]:

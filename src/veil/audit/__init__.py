@@ -32,7 +32,7 @@ from ..detect.base import Detector
 from ..detect.nms import iou_matrix
 from ..media.image import read_image
 from ..media.kinds import MediaKind, media_kind
-from ..plan import clip_regions, expand_boxes
+from ..plan import face_regions
 from . import pixels as pixel_check
 from .metadata import image_metadata
 from .models import require_models
@@ -77,8 +77,7 @@ def veil_regions(detections: Detections, width: int, height: int, config: Config
     """The regions veil masks, one row per detection (unlike plan_masks, none is dropped)."""
     if len(detections) == 0:
         return MaskPlan.empty(config.shape)
-    boxes = clip_regions(expand_boxes(detections.boxes, config), width, height, config.min_mask_px)
-    return MaskPlan(boxes, config.shape)
+    return MaskPlan(face_regions(detections.boxes, width, height, config), config.shape)
 
 
 def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
@@ -126,8 +125,7 @@ def _original_faces(detections: Detections, plan: MaskPlan,
             tuple(int(v) for v in plan.boxes[i])))  # type: ignore[arg-type]
     extra = [j for j in range(len(dlib_boxes)) if j not in pairs]
     if extra:
-        ideal = clip_regions(expand_boxes(dlib_boxes[extra].astype(np.float32), config),
-                             width, height, config.min_mask_px)
+        ideal = face_regions(dlib_boxes[extra], width, height, config)
         for j, region in zip(extra, ideal):
             faces.append(_OriginalFace(_xywh(dlib_boxes[j]), None, "dlib", None,
                                        float(dlib_scores[j]), alignment_box(dlib_boxes[j], False),
