@@ -39,6 +39,7 @@ def test_int8_graph_is_the_pinned_one_and_is_cached(tmp_path: Path, monkeypatch:
 def test_a_graph_that_differs_from_the_pinned_one_is_not_used(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("VEIL_INT8", "1")  # reach the hash check on any CPU
     monkeypatch.setattr(quantize, "INT8_SHA256", "0" * 64)
     assert quantize.int8_model(fp32_model()) is None
     assert list(tmp_path.iterdir()) == []  # nothing unverified is cached
@@ -57,6 +58,38 @@ def test_a_graph_that_differs_from_the_pinned_one_is_not_used(
         found = detector(pixels)
         assert len(found) >= 1
         assert np.array_equal(found.boxes, FaceDetector(replace(settings, int8=False))(pixels).boxes)
+    finally:
+        faces._int8_bytes.cache_clear()
+        faces._session.cache_clear()
+
+
+@pytest.mark.parametrize("flags, machine, expected", [
+    ("fpu sse2 avx avx2 fma", "x86_64", False),  # AVX2 only: 16-bit sums saturate
+    ("fpu avx2 avx512f avx512_vnni", "x86_64", True),
+    ("fpu avx2 avx_vnni", "x86_64", True),
+    ("fp asimd asimddp", "aarch64", True),
+])
+def test_int8_runs_only_where_the_cpu_sums_8_bit_products_exactly(
+        flags: str, machine: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VEIL_INT8", raising=False)
+    monkeypatch.setattr(quantize.platform, "machine", lambda: machine)
+    assert quantize.int8_suits_cpu(flags) is expected
+    monkeypatch.setenv("VEIL_INT8", "0")
+    assert not quantize.int8_suits_cpu("avx512_vnni")
+    monkeypatch.setenv("VEIL_INT8", "1")
+    assert quantize.int8_suits_cpu("sse2")
+
+
+def test_a_cpu_without_vnni_runs_the_fp32_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VEIL_INT8", "0")
+    faces._int8_bytes.cache_clear()
+    faces._session.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # expected on such CPUs: no warning
+            detector = FaceDetector(replace(preset_settings(DetectPreset.FAST), int8=True))
+        assert not faces.int8_available()
+        assert detector._session is faces._session(0, False)
     finally:
         faces._int8_bytes.cache_clear()
         faces._session.cache_clear()

@@ -132,8 +132,12 @@ def fp32_model():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def _int8_bytes() -> bytes | None:
-    from .quantize import int8_model
+    """The checked INT8 graph, or None where fp32 must run (a CPU without exact 8-bit sums, or a
+    graph that differs from the measured one)."""
+    from .quantize import int8_model, int8_suits_cpu
 
+    if not int8_suits_cpu():
+        return None  # expected on such CPUs, so no warning: only the speed differs
     data = int8_model(fp32_model())
     if data is None:
         warnings.warn("the INT8 face detector built here differs from the one veil measured "
@@ -143,7 +147,7 @@ def _int8_bytes() -> bytes | None:
 
 
 def int8_available() -> bool:
-    """Whether the hash-checked INT8 graph could be built (else INT8 settings run fp32)."""
+    """Whether the hash-checked INT8 graph runs here (else INT8 settings run fp32)."""
     return _int8_bytes() is not None
 
 

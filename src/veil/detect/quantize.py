@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,35 @@ INT8_SHA256 = "ed4eef822b1fd5e8b2623ef43d6b120a72bf9a7999acdab21d76f52dedbe8bf6"
 # directly as scores (thresholds down to 0.04) and box sizes, which 8-bit steps would coarsen.
 _HEAD_INPUT = "535"
 _NECK_OUTPUT = "533"
+
+
+# x86 CPU features whose 8-bit dot products accumulate in 32 bits (VNNI, AMX).
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_suits_cpu(cpu_flags: str | None = None) -> bool:
+    """Whether this CPU computes the INT8 graph as measured.
+
+    On x86 without VNNI, onnxruntime's U8S8 convolutions sum pairs of 8-bit products into 16-bit
+    lanes (vpmaddubsw), which saturate: on an AVX2-only EPYC the INT8 graph's covered recall at
+    >= 32 px fell from 0.965 (fp32) to 0.936 on every third WIDER dev photo
+    (tests/test_quantize.py), a face missed in every frame. Elsewhere (VNNI, ARM) the sums are
+    exact. `VEIL_INT8=1` forces the INT8 graph (to compare), `VEIL_INT8=0` never uses it.
+    """
+    forced = os.environ.get("VEIL_INT8", "").strip().lower()
+    if forced in ("1", "on", "yes"):
+        return True
+    if forced in ("0", "off", "no"):
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return True
+    if cpu_flags is None:
+        try:
+            cpu_flags = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False  # cannot tell: fp32 is always right, only slower
+    words = set(cpu_flags.split())
+    return any(flag in words for flag in _VNNI_FLAGS)
 
 
 def _prepared(fp32: Any) -> Any:
