@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import veil.video_pipeline as pipeline  # noqa: E402
+import veil.pipeline as pipeline  # noqa: E402
+import veil.stages as stages  # noqa: E402
 from bench_video import parse_setting, render  # noqa: E402
 from veil._types import Config  # noqa: E402
 from veil.track import TrackedFrame, Tracker, TrackerSettings  # noqa: E402
@@ -96,14 +97,14 @@ def main() -> None:
             video = render(tmp / "clips", args.seconds, [size])[0][0]  # type: ignore[list-item]
 
         def redact() -> None:
-            pipeline.redact_video_file(video, tmp / "veil.mp4", Config(), overwrite=True,
+            pipeline.redact_file(video, tmp / "veil.mp4", Config(), overwrite=True,
                                        detect_settings=setting)
 
-        pipeline.Tracker = _Recording  # type: ignore[misc]
+        stages.Tracker = _Recording  # type: ignore[misc]
         try:
             redact()
         finally:
-            pipeline.Tracker = Tracker  # type: ignore[misc]
+            stages.Tracker = Tracker  # type: ignore[misc]
         settings, pushes, recorded = _Recording.runs[-1]
         frames = len(pushes)
         same = digest(replay(settings, pushes)) == digest(recorded)

@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from veil._types import Config, DetectPreset, MaskPlan  # noqa: E402
 from veil.detect.base import StaticDetector  # noqa: E402
-from veil.detect.faces import preset_settings  # noqa: E402
 from veil.media.video import X264_PRESET  # noqa: E402
-from veil.redact import coverage_mask  # noqa: E402
-from veil.video_pipeline import VideoDetectSettings, redact_video_file, video_detect_settings  # noqa: E402
+from veil.paint import coverage_mask  # noqa: E402
+from veil.pipeline import redact_file  # noqa: E402
+from veil.presets import VideoDetectSettings, preset_settings, video_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MIN_FACE = 32
@@ -125,9 +125,10 @@ class Recorder:
     def __init__(self) -> None:
         self.plans: list[tuple[MaskPlan, int, int]] = []
 
-    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+    def apply(self, frame_index: int, computed: MaskPlan, width: int,
+              height: int) -> tuple[MaskPlan, np.ndarray]:
         self.plans.append((computed, width, height))
-        return computed
+        return computed, np.arange(len(computed))
 
     @property
     def coverages(self) -> list[np.ndarray]:
@@ -189,7 +190,7 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     if name.startswith("image-"):
         detect = VideoDetectSettings(preset_settings(DetectPreset(name[6:])), 1)
     else:
-        detect = video_detect_settings(Config(detect=DetectPreset(name)))
+        detect = video_settings(Config(detect=DetectPreset(name)))
     if scale:
         detect = replace(detect, scale=float(scale))
     if precision == "fp32":
@@ -272,7 +273,7 @@ def main() -> None:
                     recorder = Recorder()
                     t = time.perf_counter()
                     # "none": the pipeline with a detector that finds nothing (veil's overhead).
-                    redact_video_file(video, tmp / "veil.mp4", Config(), overwrite=True, plan=recorder,
+                    redact_file(video, tmp / "veil.mp4", Config(), overwrite=True, plan=recorder,
                                       detect_settings=setting,
                                       detector=StaticDetector([]) if name == "none" else None)
                     times.setdefault(f"veil {name}", []).append(time.perf_counter() - t)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_video import DATA, Recall, Recorder, load_gt, load_make_clips, parse_setting, score  # noqa: E402
 
 from veil._types import Config  # noqa: E402
-from veil.video_pipeline import redact_video_file  # noqa: E402
+from veil.pipeline import redact_file  # noqa: E402
 
 MAX_RUN = 2  # the bar: no face >= 32 px unmasked for more than 2 consecutive frames
 LEVELS = {"occlusion": ("none", "partial", "heavy"), "blur": ("clear", "normal", "heavy"),
@@ -90,7 +90,7 @@ def main() -> None:
                 gt = load_gt(video.with_name(video.stem + ".gt.jsonl"))
                 for name, setting in settings:
                     recorder = Recorder()
-                    redact_video_file(video, tmp / "out.mp4", config, overwrite=True, plan=recorder,
+                    redact_file(video, tmp / "out.mp4", config, overwrite=True, plan=recorder,
                                       detect_settings=setting)
                     r = score(gt, recorder.coverages)
                     results[name].append(r)

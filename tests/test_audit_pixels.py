@@ -17,7 +17,7 @@ from veil.audit.pixels import (
     runs,
 )
 from veil.audit.report import RegionStyle
-from veil.redact import apply_masks, coverage_mask
+from veil.paint import apply_masks, coverage_mask
 
 
 def _textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from veil._types import Config, DetectPreset, Detections
-from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, preset_settings, touches_edge
+from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, touches_edge
+from veil.presets import preset_settings, video_settings
 from veil.media.image import read_image
 from veil.pipeline import scan_image
 
@@ -121,10 +122,9 @@ def test_cells_under_the_threshold_give_boxes_only_at_the_edge() -> None:
 
 
 def test_balanced_video_keeps_edge_boxes_lower_unless_a_threshold_is_given() -> None:
-    from veil.video_pipeline import video_detect_settings
 
-    assert video_detect_settings(Config()).detector.edge_scale == 0.5
-    assert video_detect_settings(Config(threshold=0.3)).detector.edge_scale == 1.0
+    assert video_settings(Config()).detector.edge_scale == 0.5
+    assert video_settings(Config(threshold=0.3)).detector.edge_scale == 1.0
     assert preset_settings(DetectPreset.BALANCED).edge_scale == 1.0  # stills as calibrated
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from veil._types import Config, DetectPreset
 from veil.detect import faces, quantize
-from veil.detect.faces import FaceDetector, fp32_model, preset_settings
+from veil.detect.faces import FaceDetector, fp32_model
 from veil.evaluate import read_annotations, score_plan, summarise
 from veil.media.image import read_image
 from veil.plan import plan_masks
-from veil.video_pipeline import video_detect_settings
+from veil.presets import preset_settings, video_settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
@@ -97,18 +97,18 @@ def test_a_cpu_without_vnni_runs_the_fp32_session(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("preset", [DetectPreset.FAST, DetectPreset.BALANCED])
 def test_fast_and_balanced_video_run_int8_and_thorough_fp32(preset: DetectPreset) -> None:
-    settings = video_detect_settings(Config(detect=preset)).detector
+    settings = video_settings(Config(detect=preset)).detector
     assert settings.int8
     # INT8 scores faces lower: its thresholds never exceed the still preset's.
     assert all(a <= b for a, b in zip(settings.thresholds, preset_settings(preset).thresholds))
-    given = video_detect_settings(Config(detect=preset, threshold=0.3)).detector
+    given = video_settings(Config(detect=preset, threshold=0.3)).detector
     assert given.int8 and given.thresholds == (0.3,) * 4
-    assert not video_detect_settings(Config(detect=DetectPreset.THOROUGH)).detector.int8
+    assert not video_settings(Config(detect=DetectPreset.THOROUGH)).detector.int8
 
 
 def test_fast_video_is_balanced_on_fewer_frames() -> None:
-    fast = video_detect_settings(Config(detect=DetectPreset.FAST))
-    balanced = video_detect_settings(Config(detect=DetectPreset.BALANCED))
+    fast = video_settings(Config(detect=DetectPreset.FAST))
+    balanced = video_settings(Config(detect=DetectPreset.BALANCED))
     assert fast.detector == balanced.detector and fast.scale == balanced.scale
     assert (fast.detect_every, balanced.detect_every) == (5, 3)
 
@@ -117,7 +117,7 @@ def test_int8_covers_as_many_faces_as_fp32_on_wider_photos(wider_dir: Path) -> N
     """One 640 px pass: INT8 at balanced video's thresholds, fp32 at the still ones; recall >= 32 px."""
     truths = read_annotations(wider_dir / "gt.jsonl")[::3]
     fast = preset_settings(DetectPreset.FAST)
-    video = video_detect_settings(Config(detect=DetectPreset.BALANCED)).detector
+    video = video_settings(Config(detect=DetectPreset.BALANCED)).detector
     int8 = replace(fast, int8=True, thresholds=video.thresholds)
     config = Config(detect=DetectPreset.FAST)
     recalls = {}

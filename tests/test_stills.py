@@ -11,7 +11,7 @@ from PIL import Image
 import veil
 from veil import Config
 from veil.media.image import read_image
-from veil.redact import coverage_mask
+from veil.paint import coverage_mask
 
 from conftest import GroundTruth
 from helpers import exiftool_tags

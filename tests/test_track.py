@@ -255,7 +255,7 @@ def test_matching_in_rounds_takes_the_pairs_the_one_by_one_greedy_takes() -> Non
 
 def test_pipeline_settings_turn_seconds_into_frames() -> None:
     from veil._types import Config
-    from veil.video_pipeline import tracker_settings
+    from veil.presets import tracker_settings
 
     at30 = tracker_settings(Config(), 30.0, 3)
     assert (at30.gap_frames, at30.hold_frames, at30.pad_frames) == (15, 30, 3)

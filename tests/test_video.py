@@ -6,6 +6,8 @@ audio, metadata and failure handling without the cost of the real detector.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import hashlib
 import os
 import signal
@@ -24,7 +26,7 @@ import pytest
 from veil import Config, InputError, MaskPlan, RedactionError, StaticDetector
 from veil._atomic import TEMP_MARK
 from veil._types import RegionSource
-from veil.video_pipeline import redact_video_file, scan_video_file
+from veil.pipeline import redact_file, scan_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = {"creation_time": "2023-01-10T09:14:00.000000Z", "location": "+40.7128-074.0060/",
@@ -122,7 +124,7 @@ NO_FACES = StaticDetector([])
 def test_frame_count_and_timestamps_are_kept(tmp_path: Path, name: str, kwargs: dict) -> None:
     src = write_clip(tmp_path / name, **kwargs)
     out = tmp_path / ("out" + src.suffix)
-    report = redact_video_file(src, out, Config(), detector=NO_FACES)
+    report = redact_file(src, out, Config(), detector=NO_FACES)
     assert frame_times(out) == frame_times(src)
     assert report.frames == len(frame_times(src))
     assert len(report.faces_per_frame) == report.frames
@@ -137,7 +139,7 @@ def test_frame_count_and_timestamps_are_kept(tmp_path: Path, name: str, kwargs: 
 
 def test_ntsc_rate_stays_ntsc(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "ntsc.mp4", frames=30)
-    out = redact_video_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES).output
+    out = redact_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES).output
     assert out is not None
     with av.open(str(out)) as c:
         assert c.streams.video[0].average_rate == Fraction(30000, 1001)
@@ -146,12 +148,12 @@ def test_ntsc_rate_stays_ntsc(tmp_path: Path) -> None:
 def test_audio_is_copied_bit_identical_or_dropped(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "a.mp4", frames=20)
     kept = tmp_path / "kept.mp4"
-    redact_video_file(src, kept, Config(), detector=NO_FACES)
+    redact_file(src, kept, Config(), detector=NO_FACES)
     source_packets = audio_packets(src)
     assert len(source_packets) > 10
     assert audio_packets(kept) == source_packets
     dropped = tmp_path / "dropped.mp4"
-    redact_video_file(src, dropped, Config(drop_audio=True), detector=NO_FACES)
+    redact_file(src, dropped, Config(drop_audio=True), detector=NO_FACES)
     with av.open(str(dropped)) as c:
         assert [s.type for s in c.streams] == ["video"]
 
@@ -160,7 +162,7 @@ def test_identifying_metadata_is_not_copied(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "tags.mp4", tags=TAGS)
     assert {"make", "model", "location"} <= set(all_tags(src))  # the input really carries them
     out = tmp_path / "out.mp4"
-    redact_video_file(src, out, Config(), detector=NO_FACES)
+    redact_file(src, out, Config(), detector=NO_FACES)
     tags = all_tags(out)
     for key in tags:
         assert not any(word in key for word in ("creation_time", "location", "make", "model", "apple"))
@@ -173,14 +175,14 @@ def test_identifying_metadata_is_not_copied(tmp_path: Path) -> None:
 def test_keep_metadata_keeps_date_and_camera_and_gps_only_when_asked(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "tags.mp4", tags=TAGS)
     out = tmp_path / "keep.mp4"
-    redact_video_file(src, out, Config(keep_metadata=True), detector=NO_FACES)
+    redact_file(src, out, Config(keep_metadata=True), detector=NO_FACES)
     tags = all_tags(out)
     assert tags.get("make") == "Apple" and tags.get("model") == "iPhone 13"
     assert tags.get("creation_time", "").startswith("2023-01-10")
     assert not any("location" in k for k in tags)
     assert b"+40.7128" not in out.read_bytes()
     gps = tmp_path / "gps.mp4"
-    redact_video_file(src, gps, Config(keep_metadata=True, keep_gps=True), detector=NO_FACES)
+    redact_file(src, gps, Config(keep_metadata=True, keep_gps=True), detector=NO_FACES)
     assert any(v == TAGS["location"] for v in all_tags(gps).values())
 
 
@@ -189,7 +191,7 @@ def test_attachments_and_other_streams_are_dropped(tmp_path: Path) -> None:
     with av.open(str(src)) as c:
         assert any(s.type == "attachment" for s in c.streams)
     out = tmp_path / "out.mkv"
-    redact_video_file(src, out, Config(), detector=NO_FACES)
+    redact_file(src, out, Config(), detector=NO_FACES)
     with av.open(str(out)) as c:
         assert sorted(s.type for s in c.streams) == ["audio", "video"]
 
@@ -197,7 +199,7 @@ def test_attachments_and_other_streams_are_dropped(tmp_path: Path) -> None:
 def test_webm_becomes_vp9_with_audio_copied(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "clip.webm", frames=6, time_base=Fraction(1, 1000), codec="libvpx-vp9")
     out = tmp_path / "out.webm"
-    redact_video_file(src, out, Config(), detector=NO_FACES)
+    redact_file(src, out, Config(), detector=NO_FACES)
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "vp9"
     assert frame_times(out) == frame_times(src)
@@ -209,7 +211,7 @@ def test_ten_bit_input(tmp_path: Path) -> None:
     with av.open(str(src)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
     out = tmp_path / "out.mp4"
-    redact_video_file(src, out, Config(), detector=StaticDetector([(20, 10, 40, 30)]))
+    redact_file(src, out, Config(), detector=StaticDetector([(20, 10, 40, 30)]))
     frames = decoded(out)
     assert len(frames) == 12
     assert frames[0][22:28, 25:35].max() < 30  # masked black
@@ -222,7 +224,7 @@ def test_masks_cover_the_detection_in_every_frame(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "m.mp4", size=(96, 64))
     out = tmp_path / "out.mp4"
     box = (30, 20, 50, 40)
-    report = redact_video_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
+    report = redact_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
                                detector=StaticDetector([box]))
     for frame in decoded(out):
         assert frame[21:39, 31:49].max() < 30
@@ -245,7 +247,7 @@ def test_odd_sizes_lose_their_last_column_and_row_and_keep_masks_timing_and_audi
     upright = (49, 65) if rotation else (65, 49)
     out = tmp_path / ("out" + src.suffix)
     box = (upright[0] - 20, upright[1] - 20, upright[0], upright[1])  # reaches the odd edges
-    report = redact_video_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
+    report = redact_file(src, out, Config(margin_x=0, margin_top=0, margin_bottom=0),
                                detector=StaticDetector([box]))
     assert report.frames == 12
     assert frame_times(out) == frame_times(src)
@@ -261,7 +263,7 @@ def test_a_picture_too_small_to_encode_is_refused_by_name(tmp_path: Path) -> Non
     src = write_clip(tmp_path / "dot.mkv", size=(1, 1), codec="mpeg4", audio=False)
     out = tmp_path / "out.mkv"
     with pytest.raises(RedactionError, match=r"cannot encode this video \(1x1\)"):
-        redact_video_file(src, out, Config(), detector=NO_FACES)
+        redact_file(src, out, Config(), detector=NO_FACES)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
 
@@ -272,7 +274,7 @@ def test_avi_output_has_no_reordered_frames(tmp_path: Path, codec: str, pix_fmt:
     src = write_clip(tmp_path / "old.avi", time_base=Fraction(1, 25), rate=Fraction(25), audio=False,
                      codec=codec, pix_fmt=pix_fmt)
     out = tmp_path / "out.avi"
-    redact_video_file(src, out, Config(), detector=NO_FACES)
+    redact_file(src, out, Config(), detector=NO_FACES)
     times = frame_times(out)
     assert len(times) == 12
     assert times == sorted(times)
@@ -284,7 +286,7 @@ def test_rotation_is_applied_to_pixels_and_dropped_from_the_output(tmp_path: Pat
     with av.open(str(src)) as c:
         assert next(c.decode(video=0)).rotation == -90
     out = tmp_path / "out.mp4"
-    redact_video_file(src, out, Config(), detector=NO_FACES)
+    redact_file(src, out, Config(), detector=NO_FACES)
     with av.open(str(out)) as c:
         frame = next(c.decode(video=0))
         assert (frame.width, frame.height) == (48, 64)
@@ -294,13 +296,13 @@ def test_rotation_is_applied_to_pixels_and_dropped_from_the_output(tmp_path: Pat
     assert pixels[1:7, -7:-1].min() > 200
     assert pixels[1:7, 1:7].max() < 200
     # Scan coordinates are in the same upright picture.
-    scans = list(scan_video_file(src, Config(), detector=StaticDetector([(40, 0, 48, 8)])))
+    scans = list(scan_file(src, Config(), detector=StaticDetector([(40, 0, 48, 8)])))
     assert (scans[0].width, scans[0].height) == (48, 64)
 
 
 def test_scan_gives_time_and_track_per_face(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "s.mp4", frames=6)
-    scans = list(scan_video_file(src, Config(), detector=StaticDetector([(10, 10, 30, 30)])))
+    scans = list(scan_file(src, Config(), detector=StaticDetector([(10, 10, 30, 30)])))
     assert [s.frame for s in scans] == list(range(6))
     assert [s.time for s in scans] == pytest.approx([float(t) for t in frame_times(src)])
     line = scans[1].to_json()
@@ -317,17 +319,18 @@ class _DropEverything:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+    def apply(self, frame_index: int, computed: MaskPlan, width: int,
+              height: int) -> tuple[MaskPlan, np.ndarray]:
         self.calls.append(frame_index)
         assert len(computed) == 1
-        return MaskPlan.empty(computed.shape)
+        return MaskPlan.empty(computed.shape), np.zeros(0, np.int64)
 
 
 def test_plan_hook_gets_the_final_regions_of_each_frame(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "p.mp4", size=(96, 64))
     hook = _DropEverything()
     out = tmp_path / "out.mp4"
-    report = redact_video_file(src, out, Config(), detector=StaticDetector([(30, 20, 50, 40)]), plan=hook)
+    report = redact_file(src, out, Config(), detector=StaticDetector([(30, 20, 50, 40)]), plan=hook)
     assert hook.calls == list(range(12))
     assert report.faces_per_frame == (0,) * 12
     assert decoded(out)[0][25:35, 35:45].mean() > 30  # left visible, as the plan said
@@ -336,7 +339,7 @@ def test_plan_hook_gets_the_final_regions_of_each_frame(tmp_path: Path) -> None:
 def test_progress_is_reported(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "g.mp4")
     calls: list[tuple[int, int | None]] = []
-    redact_video_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES,
+    redact_file(src, tmp_path / "o.mp4", Config(), detector=NO_FACES,
                       progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (12, 12)
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
@@ -374,7 +377,7 @@ def test_the_footage_is_redacted_not_a_picture_listed_before_it(tmp_path: Path) 
             c.mux(v.encode(frame))
         c.mux(v.encode(None))
     out = tmp_path / "out.mkv"
-    report = redact_video_file(src, out, Config(), detector=NO_FACES)
+    report = redact_file(src, out, Config(), detector=NO_FACES)
     assert report.frames == 10
     with av.open(str(out)) as c:
         assert [(s.type, s.width, s.height) for s in c.streams] == [("video", 64, 48)]
@@ -426,7 +429,7 @@ def test_bad_inputs_fail_with_a_clear_error_and_leave_nothing(tmp_path: Path) ->
     for name, path in files.items():
         target = tmp_path / f"{name}.out.mp4"
         with pytest.raises((InputError, RedactionError)) as info:
-            redact_video_file(path, target, Config(), detector=NO_FACES)
+            redact_file(path, target, Config(), detector=NO_FACES)
         assert info.value.path == path, name
         assert "\n" not in info.value.message
         if name == "truncated":
@@ -486,8 +489,8 @@ def test_sigkill_mid_file_leaves_no_output_and_input_unchanged(tmp_path: Path) -
 @pytest.mark.parametrize("shape", ["box", "ellipse"])
 def test_yuv_painting_covers_exactly_the_planned_pixels(shape: str) -> None:
     from veil._types import MaskShape, MaskStyle
-    from veil.media.video import paint_yuv420
-    from veil.redact import coverage_mask
+    from veil.paint import paint_yuv420
+    from veil.paint import coverage_mask
 
     image = av.VideoFrame.from_ndarray(np.full((41, 63, 3), 200, np.uint8), format="rgb24").reformat(format="yuv420p")
     plan = MaskPlan(np.array([[3, 5, 20, 30], [40, 0, 63, 41]]), MaskShape(shape))
@@ -505,8 +508,8 @@ def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly(shape: str) -> Non
     # Many overlapping regions at odd offsets, not touching the frame's left and top edges: the
     # union is painted inside a window, and chroma must still follow the 2x2 blocks exactly.
     from veil._types import MaskShape, MaskStyle
-    from veil.media.video import paint_yuv420
-    from veil.redact import coverage_mask
+    from veil.paint import paint_yuv420
+    from veil.paint import coverage_mask
 
     rng = np.random.default_rng(3)
     xy = rng.integers(7, 80, (150, 2))
@@ -536,7 +539,7 @@ def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly(shape: str) -> Non
 def test_yuv_painting_skips_empty_regions_chroma_included(shape: str) -> None:
     # A zero-width box at an odd x would still name a chroma column ((x + 1) // 2 > x // 2).
     from veil._types import MaskShape, MaskStyle
-    from veil.media.video import paint_yuv420
+    from veil.paint import paint_yuv420
 
     image = av.VideoFrame.from_ndarray(np.full((40, 60, 3), (220, 120, 40), np.uint8),
                                        format="rgb24").reformat(format="yuv420p")
@@ -551,7 +554,7 @@ def test_every_mask_style_through_the_video_pipeline(tmp_path: Path, mask: str, 
     src = write_clip(tmp_path / "s.mp4", size=(96, 64), audio=False, texture=True)
     out = tmp_path / "out.mp4"
     config = Config(mask=mask, shape=shape, margin_x=0, margin_top=0, margin_bottom=0)  # type: ignore[arg-type]
-    redact_video_file(src, out, config, detector=StaticDetector([(30, 20, 62, 52)]))
+    redact_file(src, out, config, detector=StaticDetector([(30, 20, 62, 52)]))
     before, after = decoded(src), decoded(out)
     assert len(after) == len(before)
     centre = (slice(30, 42), slice(40, 52))
@@ -575,14 +578,13 @@ class _QuarterDetector:
 @pytest.mark.parametrize("rotation", [0, -90, 180])
 def test_prescaled_detection_maps_back_to_full_upright_frames(tmp_path: Path, rotation: int) -> None:
     from veil.media.video import VideoReader
-    from veil.motion import with_motion
-    from veil.video_pipeline import planned_frames, video_detect_settings
+    from veil.pipeline import planned_frames, video_stages, with_camera
 
     src = write_clip(tmp_path / "r.mp4", size=(64, 48), rotation=rotation, audio=False, frames=4)
     detector = _QuarterDetector()
     with VideoReader(src) as reader:
-        planned = list(planned_frames(with_motion(reader.frames()), detector, Config(), video_detect_settings(Config()),
-                                      30.0, None, prescale=0.5))
+        stages = replace(video_stages(Config(), 30.0, detector), prescale=0.5)
+        planned = list(planned_frames(with_camera(reader.frames(), stages), stages, Config()))
     upright = (64, 48) if rotation == -90 else (48, 64)  # (height, width)
     assert detector.shapes[0] == (upright[0] // 2, upright[1] // 2, 3)
     x, y, w, h = planned[0].faces[0].box

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from veil import Config, MaskPlan
-from veil.redact import coverage_mask
-from veil.video_pipeline import redact_video_file
+from veil.paint import coverage_mask
+from veil.pipeline import redact_file
 
 MIN_FACE = 32
 
@@ -39,10 +39,11 @@ class _Recorder:
     def __init__(self) -> None:
         self.coverage: list[np.ndarray] = []
 
-    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+    def apply(self, frame_index: int, computed: MaskPlan, width: int,
+              height: int) -> tuple[MaskPlan, np.ndarray]:
         assert frame_index == len(self.coverage)
         self.coverage.append(coverage_mask(computed, height, width))
-        return computed
+        return computed, np.arange(len(computed))
 
 
 def _covered(covered: np.ndarray, box: list[float]) -> bool:
@@ -59,7 +60,7 @@ def test_recall_over_time_on_rendered_clips(clips: list[dict], tmp_path: Path) -
     for clip in clips:
         recorder = _Recorder()
         out = tmp_path / f"{clip['name']}.mp4"
-        report = redact_video_file(clip["path"], out, Config(), plan=recorder)
+        report = redact_file(clip["path"], out, Config(), plan=recorder)
         assert report.frames == clip["frames"] == len(recorder.coverage)
         unmasked_run: dict[int, int] = {}
         for row, covered in zip(clip["gt_rows"], recorder.coverage):

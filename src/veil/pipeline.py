@@ -1,47 +1,233 @@
-"""Runs reader -> detector -> plan -> redactor -> writer for one file, failing closed."""
+"""One file end to end, stills and video alike: decode -> stages -> paint -> encode, failing closed.
+
+Both kinds of media go through the same chain (`stages.chain`). What differs is only at the two
+ends and in the settings:
+
+- a still is read whole (media/image.py), is one frame, runs the still detector passes, is not
+  tracked, and is encoded in its own format and written in one go;
+- a video is decoded in a thread of its own (with the camera's motion), runs the video detector
+  settings with a tracker, and is painted and encoded in another thread (runner.py), with its
+  audio packets copied along.
+
+Either way the output is written under a temporary name and renamed only when complete.
+"""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._atomic import atomic_output, check_target
-from ._errors import InputError, OutputError, RedactionError, VeilError
-from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan, RegionSource
+from ._errors import OutputError, RedactionError, VeilError
+from ._types import Config, Detections, FileReport, FrameScan, MaskPlan
 from .detect.base import Detector
-from .media.image import encode_image, read_image
+from .detect.faces import DetectorSettings, FaceDetector
+from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
-from .plan import plan_masks
-from .planfile import EditPlan
-from .redact import apply_masks
+from .media.video import VideoReader, VideoWriter
+from .motion import with_motion
+from .paint import apply_masks, paint_frame
+from .presets import VideoDetectSettings, still_settings, tracker_settings, video_settings
+from .report import Tally
+from .runner import Consumer, Producer
+from .stages import Edits, PlannedFrame, StillFrame, chain
+from .track import TrackerSettings
 
 # Called with (frames done, frames total or None) as a file is processed.
-ProgressCallback = Callable[[int, int | None], None]
+ProgressCallback = Callable[[int, "int | None"], None]
 
 
 @lru_cache(maxsize=8)
-def default_detector(preset: str, threshold: float | None, threads: int) -> Detector:
+def cached_detector(settings: DetectorSettings, threads: int) -> FaceDetector:
     """One shared detector per setting: building the ONNX session is the slow part."""
-    from .detect.faces import FaceDetector
-
-    return FaceDetector.from_preset(preset, threshold, threads)
+    return FaceDetector(settings, threads)
 
 
 def detector_for(config: Config) -> Detector:
-    return default_detector(config.detect.value, config.threshold, config.threads)
+    """The detector stills run with this config."""
+    return cached_detector(still_settings(config), config.threads)
 
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How the stages run over one file's frames."""
+
+    detector: Detector
+    every: int = 1  # detect on every k-th frame (and the last); tracking carries masks between
+    prescale: float = 1.0  # < 1: the detector sees frames scaled down by this
+    tracker: TrackerSettings | None = None  # None: no tracking (a still)
+    camera_motion: bool = False  # estimate the camera's motion for the tracker (in the decoder)
+
+
+def still_stages(config: Config, detector: Detector | None = None) -> StageSettings:
+    return StageSettings(detector or detector_for(config))
+
+
+def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
+                 settings: VideoDetectSettings | None = None) -> StageSettings:
+    """The video settings of the config's preset (or `settings`, which benchmarks compare).
+
+    A caller's own detector gets full frames; veil's gets them scaled by the preset.
+    """
+    settings = settings or video_settings(config)
+    prescale = 1.0 if detector is not None else settings.scale
+    detector = detector or cached_detector(settings.detector, config.threads)
+    return StageSettings(detector, settings.detect_every, prescale,
+                         tracker_settings(config, rate, settings.detect_every), settings.camera_motion)
+
+
+def with_camera(frames: Iterable[Any], stages: StageSettings) -> Iterator[tuple[Any, np.ndarray | None]]:
+    """The frames with the camera's motion, if the stages follow it (the decode side's work)."""
+    if stages.camera_motion:
+        return with_motion(frames)
+    return ((frame, None) for frame in frames)
+
+
+def planned_frames(frames: Iterable[tuple[Any, np.ndarray | None]], stages: StageSettings,
+                   config: Config, edits: Edits | None = None) -> Iterator[PlannedFrame]:
+    """The detect -> track -> regions -> edits chain with these settings."""
+    return chain(frames, stages.detector, config, every=stages.every, prescale=stages.prescale,
+                 tracker=stages.tracker, user_edits=edits)
+
+
+# -- the two kinds of source ---------------------------------------------------------------------
+
+@dataclass
+class _Still:
+    """A still: one frame, read whole."""
+
+    path: Path
+    still: StillImage
+    stages: StageSettings
+    kind: str = "image"
+    total: int | None = 1
+
+    def frames(self) -> Iterator[tuple[Any, np.ndarray | None]]:
+        yield StillFrame(self.still.pixels), None
+
+    def writer(self, tmp: Path, target: Path, config: Config) -> _StillWriter:
+        return _StillWriter(self.path, self.still, tmp, config)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Video:
+    """A video: decoded in a thread of its own, audio packets queued for the writer."""
+
+    path: Path
+    reader: VideoReader
+    stages: StageSettings
+    audio: bool
+    kind: str = "video"
+    _decoder: Producer | None = None
+    _packets: collections.deque[Any] = field(default_factory=collections.deque)
+
+    @property
+    def total(self) -> int | None:
+        return self.reader.info.frames
+
+    def frames(self) -> Iterator[tuple[Any, np.ndarray | None]]:
+        on_audio = self._packets.append if self.audio else None
+        self._decoder = Producer(lambda: with_camera(self.reader.frames(on_audio), self.stages),
+                                 "veil-decode")
+        return iter(self._decoder)
+
+    def writer(self, tmp: Path, target: Path, config: Config) -> _VideoWriter:
+        streams = self.reader.audio_streams if self.audio else []
+        return _VideoWriter(VideoWriter(tmp, target, self.reader.info, streams, config,
+                                        self.reader.container_metadata), self._packets, config)
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+        self.reader.close()
+
+
+@contextlib.contextmanager
+def _open(path: Path, config: Config, detector: Detector | None,
+          settings: VideoDetectSettings | None = None) -> Iterator[_Still | _Video]:
+    if media_kind(path) is MediaKind.VIDEO:
+        reader = VideoReader(path)
+        rate = float(reader.info.rate) if reader.info.rate else None
+        source: _Still | _Video = _Video(path, reader, video_stages(config, rate, detector, settings),
+                                         not config.drop_audio)
+    else:
+        source = _Still(path, read_image(path, config.max_pixels), still_stages(config, detector))
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+# -- the two kinds of sink -------------------------------------------------------------------------
+
+class _StillWriter:
+    """Paints the one frame and encodes it in the source's format."""
+
+    def __init__(self, path: Path, still: StillImage, tmp: Path, config: Config) -> None:
+        self._path, self._still, self._tmp, self._config = path, still, tmp, config
+
+    def put(self, planned: PlannedFrame) -> None:
+        masked = apply_masks(self._still.pixels, planned.regions, self._config.mask)
+        try:
+            data = encode_image(masked, self._still, self._config)
+        except (OSError, ValueError) as exc:
+            raise RedactionError(f"could not encode the output: {exc}", self._path) from exc
+        self._tmp.write_bytes(data)
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _VideoWriter:
+    """Paints and encodes in a thread of its own; copies the audio decoded so far before each frame."""
+
+    def __init__(self, writer: VideoWriter, audio: collections.deque[Any], config: Config) -> None:
+        self._writer, self._audio, self._style = writer, audio, config.mask
+        self._encoder = Consumer(self._encode, "veil-encode")
+
+    def _encode(self, planned: PlannedFrame) -> None:
+        self._copy_audio()
+        frame = planned.frame
+        self._writer.write(paint_frame(frame, planned.regions, self._style), frame.pts, frame.time_base)
+
+    def _copy_audio(self) -> None:
+        while self._audio:
+            self._writer.write_audio(self._audio.popleft())
+
+    def put(self, planned: PlannedFrame) -> None:
+        self._encoder.put(planned)
+
+    def finish(self) -> None:
+        self._encoder.finish()
+        self._copy_audio()
+        self._writer.finish()
+
+    def close(self) -> None:
+        self._encoder.close()
+        self._writer.close()
+
+
+# -- public entry points ---------------------------------------------------------------------------
 
 def scan_image(pixels: np.ndarray, config: Config = Config(),
                detector: Detector | None = None) -> tuple[Detections, MaskPlan]:
-    """Detect faces in an upright RGB frame and plan their masks."""
-    detector = detector or detector_for(config)
-    detections = detector(pixels)
-    plan = plan_masks(detections, pixels.shape[1], pixels.shape[0], config)
-    return detections, plan
+    """Detect faces in an upright RGB frame and plan their masks (rows aligned with regions)."""
+    planned = _plan_still(pixels, config, detector)
+    return planned.rows, planned.regions
 
 
 def redact_image(pixels: np.ndarray, config: Config = Config(),
@@ -49,107 +235,83 @@ def redact_image(pixels: np.ndarray, config: Config = Config(),
     """Return a masked copy of an upright RGB uint8 frame, and the faces found in it."""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError(f"expected RGB uint8 pixels of shape (H, W, 3), got {pixels.dtype} {pixels.shape}")
-    detections, plan = scan_image(pixels, config, detector)
-    return apply_masks(pixels, plan, config.mask), detections
+    planned = _plan_still(pixels, config, detector)
+    return apply_masks(pixels, planned.regions, config.mask), planned.rows
 
 
-def face_records(detections: Detections, plan: MaskPlan) -> tuple[FaceRecord, ...]:
-    """Pair each detection with its mask region for reports (plan rows follow detection rows)."""
-    records = []
-    regions = plan.xywh()
-    for i in range(min(len(detections), len(plan))):
-        x1, y1, x2, y2 = (float(v) for v in detections.boxes[i])
-        mx, my, mw, mh = regions[i]
-        records.append(FaceRecord((x1, y1, x2 - x1, y2 - y1), float(detections.scores[i]),
-                                  (mx, my, mw, mh), int(detections.track_ids[i])))
-    return tuple(records)
+def _plan_still(pixels: np.ndarray, config: Config, detector: Detector | None) -> PlannedFrame:
+    return next(iter(planned_frames([(StillFrame(pixels), None)], still_stages(config, detector),
+                                    config)))
 
 
-def edited_records(detections: Detections, plan: MaskPlan, origin: np.ndarray) -> tuple[FaceRecord, ...]:
-    """Records for an edited plan: regions from a detection keep its box and score; added ones
-    report their own region as the box and a score of 1 (a person put them there)."""
-    records = []
-    for i, (mx, my, mw, mh) in enumerate(plan.xywh()):
-        row = int(origin[i])
-        if 0 <= row < len(detections):
-            x1, y1, x2, y2 = (float(v) for v in detections.boxes[row])
-            box, score = (x1, y1, x2 - x1, y2 - y1), float(detections.scores[row])
-        else:
-            box, score = (float(mx), float(my), float(mw), float(mh)), 1.0
-        records.append(FaceRecord(box, score, (mx, my, mw, mh), int(plan.track_ids[i]),
-                                  RegionSource(int(plan.sources[i]))))
-    return tuple(records)
+def planned_file(path: str | Path, config: Config = Config(), detector: Detector | None = None,
+                 plan: Any | None = None) -> Iterator[PlannedFrame]:
+    """Every frame of a file through the stages, with its regions and the rows behind them (one
+    frame for a still); writes nothing. The audit and the review app read these typed frames."""
+    with _open(Path(path), config, detector) as source:
+        if plan is not None and source.kind == "image":
+            plan.check_frame_count(1)
+        yield from planned_frames(source.frames(), source.stages, config, plan)
 
 
 def scan_file(path: str | Path, config: Config = Config(),
-              detector: Detector | None = None, plan: EditPlan | None = None) -> Iterator[FrameScan]:
+              detector: Detector | None = None, plan: Any | None = None) -> Iterator[FrameScan]:
     """Yield what veil finds and would mask in each frame of a file (one frame for a still).
 
-    With an edit plan (veil.planfile), the regions reported are the edited ones.
+    With an edit plan (veil.planfile), the regions reported are the edited ones. Video frames
+    carry their time and each face's track.
     """
     path = Path(path)
-    kind = media_kind(path)
-    if kind is MediaKind.VIDEO:
-        from .video_pipeline import scan_video_file
-
-        yield from scan_video_file(path, config, detector, **({"plan": plan} if plan is not None else {}))
-        return
-    still = read_image(path, config.max_pixels)
-    detections, regions = scan_image(still.pixels, config, detector)
-    if plan is None:
-        yield FrameScan(path, 0, still.width, still.height, face_records(detections, regions))
-        return
-    plan.check_frame_count(1)
-    edited, origin = plan.apply(0, regions, still.width, still.height)
-    yield FrameScan(path, 0, still.width, still.height, edited_records(detections, edited, origin))
+    for planned in planned_file(path, config, detector, plan):
+        frame = planned.frame
+        width, height = frame.size
+        yield FrameScan(path, frame.index, width, height, planned.faces, frame.time)
 
 
 def redact_file(path: str | Path, out: str | Path | None = None, config: Config = Config(), *,
                 overwrite: bool = False, detector: Detector | None = None,
-                progress: ProgressCallback | None = None, plan: EditPlan | None = None) -> FileReport:
+                progress: ProgressCallback | None = None, plan: Any | None = None,
+                detect_settings: VideoDetectSettings | None = None) -> FileReport:
     """Redact one file to `out` (default `<stem>.redacted<suffix>` beside it).
 
     `plan` (veil.planfile.EditPlan) edits veil's regions: keep a face visible, drop a false mask,
-    add a missed face. Faces it does not release are masked as usual.
+    add a missed face. Faces it does not release are masked as usual. `detect_settings` replaces
+    a video preset's settings (benchmarks compare them).
 
-    Raises a VeilError subclass on failure; the target path is then left as it was.
+    Raises a VeilError subclass on failure; the target path is then left as it was. A video's
+    audio streams are copied packet for packet unless `config.drop_audio`.
     """
     path = Path(path)
     target = Path(out) if out is not None else default_output(path)
-    kind = media_kind(path)
     check_target(path, target, overwrite)
-    if kind is MediaKind.VIDEO:
-        from .video_pipeline import redact_video_file
-
-        return redact_video_file(path, target, config, overwrite=overwrite, detector=detector,
-                                 progress=progress, **({"plan": plan} if plan is not None else {}))
     started = time.perf_counter()
-    still = read_image(path, config.max_pixels)
-    check_still_suffix(path, target, still.format)
-    detections, plan_regions = scan_image(still.pixels, config, detector)
-    if plan is not None:
-        plan.check_frame_count(1)
-        plan_regions = plan.regions_for(0, plan_regions, still.width, still.height)
-    masked = apply_masks(still.pixels, plan_regions, config.mask)
-    try:
-        data = encode_image(masked, still, config)
-    except (OSError, ValueError) as exc:
-        raise RedactionError(f"could not encode the output: {exc}", path) from exc
-    try:
-        with atomic_output(target, overwrite) as tmp:
-            tmp.write_bytes(data)
-    except VeilError:
-        raise
-    except OSError as exc:
-        raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
-    if progress:
-        progress(1, 1)
-    return FileReport(
-        path=path, output=target, ok=True, kind="image", frames=1, faces=len(plan_regions),
-        faces_per_frame=(len(plan_regions),),
-        lowest_score=float(detections.scores.min()) if len(detections) else None,
-        seconds=time.perf_counter() - started,
-    )
+    tally = Tally()
+    with _open(path, config, detector, detect_settings) as source:
+        if isinstance(source, _Still):
+            check_still_suffix(path, target, source.still.format)
+            if plan is not None:
+                plan.check_frame_count(1)
+        try:
+            with atomic_output(target, overwrite) as tmp:
+                writer = source.writer(tmp, target, config)
+                try:
+                    for planned in planned_frames(source.frames(), source.stages, config, plan):
+                        writer.put(planned)
+                        tally.add(planned.regions, planned.lowest_score)
+                        if progress is not None:
+                            progress(tally.frames, max(source.total or 0, tally.frames) or None)
+                    writer.finish()
+                finally:
+                    writer.close()
+        except VeilError as exc:
+            if exc.path is None:
+                raise type(exc)(exc.message, path) from None
+            raise
+        except OSError as exc:
+            raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
+    if progress is not None:
+        progress(tally.frames, tally.frames)
+    return tally.report(path, target, source.kind, time.perf_counter() - started)
 
 
 # A still is written in its own format, so the output name must say that format.
@@ -173,4 +335,7 @@ def failed_report(path: Path, error: Exception) -> FileReport:
     return FileReport(path=path, output=None, ok=False, error=message)
 
 
-__all__ = ["redact_image", "redact_file", "scan_image", "scan_file", "default_output", "InputError"]
+__all__ = ["redact_image", "redact_file", "scan_image", "scan_file", "planned_file", "default_output",
+           "detector_for",
+           "cached_detector", "planned_frames", "still_stages", "video_stages", "with_camera",
+           "StageSettings", "ProgressCallback"]

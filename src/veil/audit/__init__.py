@@ -161,7 +161,7 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
 
     started = time.perf_counter()
     difference = pixel_check.channel_difference(original, output)
-    from ..redact import coverage_mask
+    from ..paint import coverage_mask
 
     tolerance = pixel_check.encoding_tolerance(difference, coverage_mask(plan, height, width))
     verdicts = pixel_check.check_regions(original, output, plan, tolerance)

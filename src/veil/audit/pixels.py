@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import MaskPlan
-from ..redact import SOLID_COLOUR, coverage_mask, region_mask
+from ..paint import SOLID_COLOUR, coverage_mask, region_mask
 from .report import RegionStyle
 
 RUN_PX = 4

@@ -17,7 +17,7 @@ import numpy as np
 from collections.abc import Iterator
 
 from .._errors import InputError
-from .._types import Config, Detections, FrameScan, MaskPlan
+from .._types import Config
 from ..detect.base import Detector
 from .report import AuditReport, FaceAudit, Finding, MetadataField, MetadataFlag
 from .second_detector import SecondDetector
@@ -76,17 +76,6 @@ def _decoded(path: Path) -> Iterator[np.ndarray]:
         raise InputError(f"cannot decode the video: {exc}", path) from None
 
 
-def _faces(scan: FrameScan, config: Config) -> tuple[Detections, MaskPlan]:
-    """veil's faces in one scanned frame and their mask regions, one row each."""
-    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (f.box for f in scan.faces)],
-                     np.float32).reshape(-1, 4)
-    regions = np.array([[x, y, x + w, y + h] for x, y, w, h in (f.mask for f in scan.faces)],
-                       np.int64).reshape(-1, 4)
-    scores = np.array([f.score for f in scan.faces], np.float32)
-    tracks = np.array([f.track for f in scan.faces], np.int64)
-    return Detections(boxes, scores, track_ids=tracks), MaskPlan(regions, config.shape, tracks)
-
-
 def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
                 detector: Detector | None = None,
                 second_detector: SecondDetector = SecondDetector.HOG,
@@ -95,7 +84,7 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
     import av
 
     from ..media.video import main_video_stream
-    from ..video_pipeline import scan_video_file
+    from ..pipeline import planned_file
     from . import audit_frame, metadata_findings
 
     with av.open(str(original), metadata_errors="ignore") as container:
@@ -110,24 +99,24 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
     total = 0
     before, after = _decoded(original), _decoded(redacted)
     started = time.perf_counter()
-    for scan in scan_video_file(original, config, detector):
+    for planned in planned_file(original, config, detector):
+        index = planned.frame.index
         source, output = next(before, None), next(after, None)
         if source is None or output is None:
             which = "redacted" if output is None else "original"
-            raise InputError(f"the {which} video ends at frame {scan.frame}, before the other", redacted)
+            raise InputError(f"the {which} video ends at frame {index}, before the other", redacted)
         total += 1
         if source.shape != output.shape:
-            raise InputError(f"frame {scan.frame} of the redacted video is {output.shape[1]}x"
+            raise InputError(f"frame {index} of the redacted video is {output.shape[1]}x"
                              f"{output.shape[0]} but the original's is {source.shape[1]}x"
                              f"{source.shape[0]}", redacted)
-        if not (all_frames or scan.faces or scan.frame % step == 0):
+        if not (all_frames or len(planned.regions) or index % step == 0):
             continue
         seconds["veil_scan"] = seconds.get("veil_scan", 0.0) + time.perf_counter() - started
-        detections, regions = _faces(scan, config)
-        result = audit_frame(source, output, config, detections=detections, regions=regions,
-                             second_detector=second_detector, frame=scan.frame,
+        result = audit_frame(source, output, config, detections=planned.rows,
+                             regions=planned.computed, second_detector=second_detector, frame=index,
                              first_face=len(faces))
-        checked.append(scan.frame)
+        checked.append(index)
         faces += result.faces
         findings += result.findings
         tolerance = max(tolerance, result.tolerance)

@@ -1,6 +1,6 @@
-"""Face detectors: the Detector protocol and the models behind it."""
+"""Face detectors: the Detector protocol and the models behind it (tuned values: `veil.presets`)."""
 
 from .base import Detector, StaticDetector
-from .faces import FaceDetector, DetectorSettings, preset_settings
+from .faces import DetectorSettings, FaceDetector
 
-__all__ = ["Detector", "StaticDetector", "FaceDetector", "DetectorSettings", "preset_settings"]
+__all__ = ["Detector", "StaticDetector", "FaceDetector", "DetectorSettings"]

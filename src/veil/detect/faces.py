@@ -11,7 +11,7 @@ import numpy as np
 
 from .._errors import ModelError
 from .._models import CENTERFACE, model_path
-from .._types import DetectPreset, Detections
+from .._types import Detections
 from .nms import iou_matrix, nms
 
 # CenterFace predicts on a stride-4 grid and its backbone downsamples by 32, so inputs are padded
@@ -30,7 +30,7 @@ class DetectorSettings:
     thresholds hold one score threshold per detected face height (frame pixels): < 16, 16-32,
     32-64 and >= 64 px. Small faces get low thresholds because CenterFace scores them low and a
     false mask on a small box costs little image area; large false boxes cost a lot, so they need
-    more evidence (measured in benchmarks/eval_recall.py on WIDER dev photos).
+    more evidence. The tuned values per preset are in `veil.presets`.
     """
 
     thresholds: tuple[float, float, float, float] = (0.2, 0.2, 0.2, 0.2)
@@ -78,29 +78,6 @@ def touches_edge(boxes: np.ndarray, width: int, height: int, tolerance: float = 
     """Which xyxy boxes reach (within `tolerance` px) the edge of a width x height image."""
     return ((boxes[:, 0] <= tolerance) | (boxes[:, 1] <= tolerance)
             | (boxes[:, 2] >= width - tolerance) | (boxes[:, 3] >= height - tolerance))
-
-
-# Measured with benchmarks/eval_recall.py on ../shared/data/wider_dev (see the README's recall table).
-_PRESETS: dict[DetectPreset, DetectorSettings] = {
-    # One pass with the longer side at 640 px: about a seventh of balanced's work. Low thresholds for
-    # small boxes cost little area and recover crowds.
-    DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
-                                        large_face_side=0),
-    # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
-    # pass for faces too big for the net at that scale.
-    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,)),
-    # Adds the full-resolution pass and lowers the thresholds of large boxes: more masked area for
-    # the hard, blurred and occluded faces >= 32 px.
-    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5)),
-}
-
-
-def preset_settings(preset: DetectPreset | str, threshold: float | None = None) -> DetectorSettings:
-    """The settings of a named preset; a threshold given replaces every size tier's calibrated one."""
-    settings = _PRESETS[DetectPreset(preset)]
-    if threshold is not None:
-        settings = replace(settings, thresholds=(threshold,) * len(settings.thresholds))
-    return settings
 
 
 @lru_cache(maxsize=1)
@@ -205,11 +182,6 @@ class FaceDetector:
         self.settings = settings or DetectorSettings()
         self._session = _session(threads, self.settings.int8)
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_preset(cls, preset: DetectPreset | str, threshold: float | None = None,
-                    threads: int = 0) -> FaceDetector:
-        return cls(preset_settings(preset, threshold), threads)
 
     def __call__(self, frame: np.ndarray) -> Detections:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:

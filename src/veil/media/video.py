@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,15 +22,13 @@ from typing import Any
 
 import av
 import av.error
-import av.logging
 import av.video.frame
 import numpy as np
 
 from .._errors import InputError, RedactionError
-from .._types import Config, MaskPlan, MaskShape, MaskStyle
-from ..redact import apply_masks, coverage_mask
+from .._types import Config
+from .ffmpeg_log import decoder_errors
 
-logger = logging.getLogger(__name__)
 
 # Output container for each target suffix: the same container type as the input.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -128,7 +124,7 @@ class Frame:
         if self.image.format.name in _LUMA_FIRST:
             import cv2
 
-            luma = _plane(self.image, 0, self.image.height, self.image.width)
+            luma = plane(self.image, 0, self.image.height, self.image.width)
             small = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
         else:
             small = self.image.reformat(width=w, height=h, format="gray",
@@ -145,52 +141,6 @@ def _turn(pixels: np.ndarray, rotation: int) -> np.ndarray:
     if not rotation:
         return pixels
     return np.ascontiguousarray(np.rot90(pixels, k=rotation // 90))
-
-
-class _DecoderErrors(logging.Handler):
-    """Collects FFmpeg's error messages for the decoders being watched.
-
-    FFmpeg's H.264 decoder conceals a damaged frame and only logs an error (even with
-    err_detect=explode), so logs are the one place the damage shows. Frame-threaded decoders log
-    from their own threads, so messages are matched by decoder name, not by thread.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self._lock = threading.Lock()
-        self._watching: dict[int, tuple[str, list[str]]] = {}
-
-    def watch(self, key: int, codec: str, sink: list[str]) -> None:
-        with self._lock:
-            self._watching[key] = ("libav." + codec, sink)
-
-    def unwatch(self, key: int) -> None:
-        with self._lock:
-            self._watching.pop(key, None)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._lock:
-            for name, sink in self._watching.values():
-                if record.name == name:
-                    sink.append(record.getMessage().strip())
-
-
-_decoder_errors = _DecoderErrors()
-_errors_installed = False
-_errors_lock = threading.Lock()
-
-
-def _install_error_watch() -> None:
-    """Route FFmpeg errors (not warnings) to Python logging once, with our collector attached."""
-    global _errors_installed
-    with _errors_lock:
-        if _errors_installed:
-            return
-        level = av.logging.get_level()
-        if level is None or level < av.logging.ERROR:
-            av.logging.set_level(av.logging.ERROR)
-        logging.getLogger("libav").addHandler(_decoder_errors)
-        _errors_installed = True
 
 
 def _ffmpeg_message(exc: BaseException) -> str:
@@ -316,8 +266,7 @@ class VideoReader:
         last_pts: int | None = None
         step = _pts_step(self.info)
         damage: list[str] = []
-        _install_error_watch()
-        _decoder_errors.watch(id(self), self.info.codec, damage)
+        decoder_errors.watch(id(self), self.info.codec, damage)
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
@@ -341,7 +290,7 @@ class VideoReader:
             raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
                                  self.path) from None
         finally:
-            _decoder_errors.unwatch(id(self))
+            decoder_errors.unwatch(id(self))
         self._check(None, index, damage)
         if index == 0:
             raise InputError("the video stream holds no decodable frames", self.path)
@@ -371,62 +320,10 @@ def _pts_step(info: VideoInfo) -> int:
     return 1
 
 
-def _plane(image: Any, index: int, height: int, width: int) -> np.ndarray:
+def plane(image: Any, index: int, height: int, width: int) -> np.ndarray:
+    """A writable view of one plane of an 8-bit planar frame, without the line padding."""
     plane = image.planes[index]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
-
-
-def paint_yuv420(image: Any, plan: MaskPlan, style: MaskStyle,
-                 rng: np.random.Generator | None = None) -> None:
-    """Mask regions in place in a writable yuv420p frame (limited range).
-
-    Luma is replaced on exactly the pixels `redact.coverage_mask` marks; chroma on every 2x2 block
-    touching them, so no colour of the face survives at the region's edge either. Solid boxes
-    (the default) are painted box by box; other shapes and styles paint the union of the
-    regions at once, within the window that holds them all.
-    """
-    if len(plan) == 0:
-        return
-    height, width = image.height, image.width
-    if style is MaskStyle.SOLID and plan.shape is MaskShape.BOX:
-        _paint_solid_boxes(image, plan.boxes, height, width)
-        return
-    rng = rng or np.random.default_rng()
-    boxes = plan.boxes
-    # The window holding every region, widened to even edges so chroma blocks align with it.
-    x0, y0 = int(boxes[:, 0].min()) // 2 * 2, int(boxes[:, 1].min()) // 2 * 2
-    x1, y1 = int(boxes[:, 2].max()), int(boxes[:, 3].max())
-    if x1 <= x0 or y1 <= y0:
-        return
-    inside = coverage_mask(plan, height, width, (x0, y0, x1, y1))
-    luma = _plane(image, 0, height, width)[y0:y1, x0:x1]
-    if style is MaskStyle.SOLID:
-        np.putmask(luma, inside, 16)  # black in limited range
-    else:
-        luma[inside] = rng.integers(16, 236, int(inside.sum()), dtype=np.uint8)
-    cw, ch = (width + 1) // 2, (height + 1) // 2
-    block = _touched_blocks(inside)
-    for index in (1, 2):
-        region = _plane(image, index, ch, cw)[y0 // 2:y0 // 2 + block.shape[0], x0 // 2:x0 // 2 + block.shape[1]]
-        if style is MaskStyle.SOLID:
-            np.putmask(region, block, 128)
-        else:
-            region[block] = rng.integers(16, 241, int(block.sum()), dtype=np.uint8)
-
-
-def _paint_solid_boxes(image: Any, boxes: np.ndarray, height: int, width: int) -> None:
-    """Solid boxes straight into the planes: the same pixels as the union path, without its
-    whole-window masks (0.08 against 2.7 ms for 20 boxes spread over a 720p frame, 1.1 against
-    2.5 ms for 400)."""
-    cw, ch = (width + 1) // 2, (height + 1) // 2
-    luma, cb, cr = _plane(image, 0, height, width), _plane(image, 1, ch, cw), _plane(image, 2, ch, cw)
-    for x0, y0, x1, y1 in boxes.tolist():
-        if x1 <= x0 or y1 <= y0:
-            continue
-        luma[y0:y1, x0:x1] = 16  # black in limited range
-        # Every 2x2 chroma block the box touches.
-        cb[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2] = 128
-        cr[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2] = 128
 
 
 def _even(image: Any) -> Any:
@@ -439,17 +336,8 @@ def _even(image: Any) -> Any:
         return image
     out = av.VideoFrame(width, height, "yuv420p")
     for index, (w, h) in enumerate([(width, height), (width // 2, height // 2), (width // 2, height // 2)]):
-        _plane(out, index, h, w)[:] = _plane(image, index, h, w)
+        plane(out, index, h, w)[:] = plane(image, index, h, w)
     return out
-
-
-def _touched_blocks(inside: np.ndarray) -> np.ndarray:
-    """Which 2x2 blocks hold any True pixel (odd edges padded); four strided ORs are several
-    times faster than `any` over reshaped axes, which dominated painting crowd frames."""
-    h, w = inside.shape
-    grid = np.zeros((h + h % 2, w + w % 2), bool)
-    grid[:h, :w] = inside
-    return grid[0::2, 0::2] | grid[1::2, 0::2] | grid[0::2, 1::2] | grid[1::2, 1::2]
 
 
 def output_format(target: Path) -> str:
@@ -461,7 +349,8 @@ def output_format(target: Path) -> str:
 
 
 class VideoWriter:
-    """Encodes upright RGB frames with their original timestamps; copies audio packets as is."""
+    """Encodes painted pictures (yuv420p, or RGB where painting needed it) with their original
+    timestamps; copies audio packets as is. It never looks at regions: painting is paint.py's."""
 
     def __init__(self, path: Path, target: Path, info: VideoInfo, audio_streams: list[Any],
                  config: Config, source_metadata: dict[str, str] | None = None) -> None:
@@ -521,21 +410,20 @@ class VideoWriter:
                                  f"{_ffmpeg_message(exc)}", self.target) from None
         return stream
 
-    def write(self, frame: Frame, plan: MaskPlan, style: MaskStyle) -> None:
-        """Mask `frame` as planned and encode it with its original timestamp."""
-        if frame.rotation == 0 and style in (MaskStyle.SOLID, MaskStyle.NOISE):
-            image = frame.image.reformat(format="yuv420p")  # the same frame if it already is
-            if len(plan):
-                image.make_writable()  # never paint into a buffer the decoder still references
-                paint_yuv420(image, plan, style)
+    def write(self, image: Any, pts: int, time_base: Fraction) -> None:
+        """Encode one painted picture (see `paint.paint_frame`) with its original timestamp.
+
+        4:2:0 H.264 needs an even width and height: an odd last column or row is cut off here.
+        """
+        if image.format.name == "yuv420p":
             image = _even(image)
-        else:
-            masked = apply_masks(frame.pixels, plan, style)
-            height, width = masked.shape[:2]
+        elif image.width % 2 or image.height % 2:
+            pixels = image.to_ndarray()
             image = av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(masked[:height // 2 * 2, :width // 2 * 2]), format="rgb24")
-        image.pts = frame.pts
-        image.time_base = frame.time_base
+                np.ascontiguousarray(pixels[:image.height // 2 * 2, :image.width // 2 * 2]),
+                format=image.format.name)
+        image.pts = pts
+        image.time_base = time_base
         image.pict_type = av.video.frame.PictureType.NONE  # let x264 choose; don't copy the source's
         try:
             packets = self._video.encode(image)

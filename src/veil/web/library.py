@@ -362,7 +362,7 @@ class Library:
 
 def _video_support() -> bool:
     try:
-        import veil.video_pipeline  # noqa: F401
+        import veil.pipeline  # noqa: F401
     except ImportError:
         return False
     return True

@@ -81,7 +81,7 @@ def _jpeg(pixels: Any) -> bytes:
 def analyse(path: Path, config: Config, detector: Detector | None, analysis: VideoAnalysis) -> None:
     """Read the video once for previews, then scan it as export will (run in a thread)."""
     from ..media.video import VideoReader
-    from ..video_pipeline import scan_video_file
+    from ..pipeline import scan_file
 
     try:
         with VideoReader(path) as reader:
@@ -101,7 +101,7 @@ def analyse(path: Path, config: Config, detector: Detector | None, analysis: Vid
         with analysis.lock:
             analysis.phase = "scanning"
         # The public scan is exactly what export computes before applying the plan.
-        for scan in scan_video_file(path, config, detector):
+        for scan in scan_file(path, config, detector):
             row = [[*f.mask, f.track, round(f.score, 4), int(f.source)] for f in scan.faces]
             with analysis.lock:
                 analysis.regions.append(row)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from veil import MaskPlan, MaskShape, MaskStyle
-from veil.redact import apply_masks, coverage_mask
+from veil.paint import apply_masks, coverage_mask
 
 
 def _image(seed: int = 0) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""Every tuned number of the detector stage, per preset and per kind of media, in one place.
+
+The numbers were measured, not guessed: the method and the history of each choice are in
+docs/benchmarks.md (stills: benchmarks/eval_recall.py on the WIDER dev photos; video:
+benchmarks/bench_video.py and benchmarks/video_recall.py on rendered clips). The tracker's
+linking constants, which no preset changes, are `track.TrackerSettings`'s defaults; the
+tracker's timing comes from `Config` (seconds) through `tracker_settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ._types import Config, DetectPreset
+from .detect.faces import DetectorSettings
+from .track import TrackerSettings
+
+# -- stills ----------------------------------------------------------------------------------------
+
+# One score threshold per detected face height (< 16, 16-32, 32-64, >= 64 px): small faces score
+# low and a false mask on them costs little area; a large false box costs a lot.
+STILL: dict[DetectPreset, DetectorSettings] = {
+    # One pass with the longer side at 640 px: about a seventh of balanced's work.
+    DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
+                                        large_face_side=0),
+    # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
+    # pass for faces too big for the net at that scale.
+    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,)),
+    # Adds the full-resolution pass and lowers the thresholds of large boxes.
+    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5)),
+}
+
+
+def preset_settings(preset: DetectPreset | str, threshold: float | None = None) -> DetectorSettings:
+    """The still settings of a named preset; a threshold given replaces every size tier's."""
+    settings = STILL[DetectPreset(preset)]
+    if threshold is not None:
+        settings = replace(settings, thresholds=(threshold,) * len(settings.thresholds))
+    return settings
+
+
+def still_settings(config: Config) -> DetectorSettings:
+    return preset_settings(config.detect, config.threshold)
+
+
+# -- video -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoDetectSettings:
+    """How the detector is run over a video: its passes, at what scale, and how often."""
+
+    detector: DetectorSettings
+    detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
+    scale: float = 1.0  # frames are scaled by this (one swscale pass) before the detector sees them
+    camera_motion: bool = True  # carried masks follow the camera (motion.py); off: a still camera
+
+
+# Per preset: (frame scale, large-face pass side, detector stride). The scale makes a 32 px face
+# reach the network at >= 16 px whatever the resolution; the 384 px pass finds close-ups too large
+# for the network at that scale. thorough keeps the still passes on every frame.
+VIDEO: dict[DetectPreset, tuple[float, int, int]] = {
+    DetectPreset.FAST: (0.5, 384, 5),
+    DetectPreset.BALANCED: (0.5, 384, 3),
+    DetectPreset.THOROUGH: (1.0, 640, 1),
+}
+
+# fast and balanced run the INT8 graph (detect/quantize.py; fp32 where the CPU would saturate
+# it), which scores faces a little lower: hence thresholds under the still ones.
+INT8_PRESETS = frozenset({DetectPreset.FAST, DetectPreset.BALANCED})
+INT8_THRESHOLDS = (0.05, 0.06, 0.1, 0.15)
+
+# A box touching the frame's edge is kept at this fraction of its tier's threshold: a face cut off
+# by the frame shows only part of itself and scores lower.
+EDGE_SCALE = 0.5
+
+
+def video_settings(config: Config) -> VideoDetectSettings:
+    """The video settings of the config's preset."""
+    settings = still_settings(config)
+    scale, large_face_side, every = VIDEO[config.detect]
+    if config.detect is not DetectPreset.THOROUGH:
+        # One pass at the video scale (not the still preset's up-scaling), so the frame scale
+        # alone sets the cost.
+        settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
+                           flip=False)
+    if config.detect in INT8_PRESETS:
+        settings = replace(settings, int8=True)
+        if config.threshold is None:  # a user's threshold stands as given, at the edge too
+            settings = replace(settings, thresholds=INT8_THRESHOLDS, edge_scale=EDGE_SCALE)
+    return VideoDetectSettings(settings, every, scale)
+
+
+def tracker_settings(config: Config, rate: float | None, detect_every: int) -> TrackerSettings:
+    """Frame counts from the config's seconds; gaps and padding always span a detector stride, so
+    a face first detected on one detector frame is covered since the previous one."""
+    fps = rate if rate and rate > 0 else 30.0
+    gap = max(int(round(config.track_gap_s * fps)), 2 * detect_every - 1)
+    pad = max(config.track_pad_frames, detect_every)
+    hold = max(int(round(config.track_hold_s * fps)), gap)
+    return TrackerSettings(gap_frames=gap, pad_frames=pad, hold_frames=hold)
+
+
+__all__ = ["STILL", "VIDEO", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
+           "preset_settings", "still_settings", "video_settings", "tracker_settings"]
