@@ -81,7 +81,8 @@ def video_stages(config: Config, rate: float | None, detector: Detector | None =
     prescale = 1.0 if detector is not None else settings.scale
     detector = detector or cached_detector(settings.detector, config.threads)
     return StageSettings(detector, settings.detect_every, prescale,
-                         tracker_settings(config, rate, settings.detect_every), settings.camera_motion)
+                         tracker_settings(config, rate, settings.detect_every, settings.tracker),
+                         settings.camera_motion)
 
 
 def with_camera(frames: Iterable[Any], stages: StageSettings) -> Iterator[tuple[Any, np.ndarray | None]]:

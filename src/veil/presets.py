@@ -3,8 +3,9 @@
 The numbers were measured, not guessed: the method and the history of each choice are in
 docs/benchmarks.md (stills: benchmarks/eval_recall.py on the WIDER dev photos; video:
 benchmarks/bench_video.py and benchmarks/video_recall.py on rendered clips). The tracker's
-linking constants, which no preset changes, are `track.TrackerSettings`'s defaults; the
-tracker's timing comes from `Config` (seconds) through `tracker_settings`.
+linking constants, which no preset changes, are `track.TrackerSettings`'s defaults (a
+`VideoDetectSettings` can replace them); the tracker's timing comes from `Config` (seconds)
+through `tracker_settings`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class VideoDetectSettings:
     detect_every: int  # 1: every frame; k: every k-th frame, tracking carries masks in between
     scale: float = 1.0  # frames are scaled by this (one swscale pass) before the detector sees them
     camera_motion: bool = True  # carried masks follow the camera (motion.py); off: a still camera
+    # How detections are linked and carried; its frame counts are set from Config's seconds.
+    tracker: TrackerSettings = TrackerSettings()
 
 
 # Per preset: (frame scale, large-face pass side, detector stride). The scale makes a 32 px face
@@ -90,14 +93,16 @@ def video_settings(config: Config) -> VideoDetectSettings:
     return VideoDetectSettings(settings, every, scale)
 
 
-def tracker_settings(config: Config, rate: float | None, detect_every: int) -> TrackerSettings:
-    """Frame counts from the config's seconds; gaps and padding always span a detector stride, so
-    a face first detected on one detector frame is covered since the previous one."""
+def tracker_settings(config: Config, rate: float | None, detect_every: int,
+                     linking: TrackerSettings = TrackerSettings()) -> TrackerSettings:
+    """`linking` with frame counts from the config's seconds; gaps and padding always span a
+    detector stride, so a face first detected on one detector frame is covered since the
+    previous one."""
     fps = rate if rate and rate > 0 else 30.0
     gap = max(int(round(config.track_gap_s * fps)), 2 * detect_every - 1)
     pad = max(config.track_pad_frames, detect_every)
     hold = max(int(round(config.track_hold_s * fps)), gap)
-    return TrackerSettings(gap_frames=gap, pad_frames=pad, hold_frames=hold)
+    return replace(linking, gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
 __all__ = ["STILL", "VIDEO", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
