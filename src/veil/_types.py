@@ -51,6 +51,12 @@ def _as_array(value: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray
     return arr
 
 
+def _column(value: Any, dtype: Any, n: int, fill: float) -> np.ndarray:
+    """A per-row column; left empty, it is `fill` on every one of the n rows."""
+    arr = _as_array(value, dtype, ())
+    return np.full(n, fill, dtype) if len(arr) == 0 and n else arr
+
+
 @dataclass(frozen=True, eq=False)
 class Detections:
     """Faces found in one frame, as parallel arrays with one row per face.
@@ -74,12 +80,8 @@ class Detections:
         landmarks = _as_array(self.landmarks, np.float32, (10,))
         if len(landmarks) == 0 and n:
             landmarks = np.full((n, 10), np.nan, np.float32)
-        track_ids = _as_array(self.track_ids, np.int64, ())
-        if len(track_ids) == 0 and n:
-            track_ids = np.full(n, -1, np.int64)
-        sources = _as_array(self.sources, np.int8, ())
-        if len(sources) == 0 and n:
-            sources = np.full(n, int(RegionSource.DETECTED), np.int8)
+        track_ids = _column(self.track_ids, np.int64, n, -1)
+        sources = _column(self.sources, np.int8, n, int(RegionSource.DETECTED))
         for name, arr in (("scores", scores), ("landmarks", landmarks), ("track_ids", track_ids),
                           ("sources", sources)):
             if len(arr) != n:
@@ -149,12 +151,8 @@ class MaskPlan:
     def __post_init__(self) -> None:
         boxes = _as_array(self.boxes, np.int64, (4,))
         n = len(boxes)
-        track_ids = _as_array(self.track_ids, np.int64, ())
-        if len(track_ids) == 0 and n:
-            track_ids = np.full(n, -1, np.int64)
-        sources = _as_array(self.sources, np.int8, ())
-        if len(sources) == 0 and n:
-            sources = np.full(n, int(RegionSource.DETECTED), np.int8)
+        track_ids = _column(self.track_ids, np.int64, n, -1)
+        sources = _column(self.sources, np.int8, n, int(RegionSource.DETECTED))
         if len(track_ids) != n or len(sources) != n:
             raise ValueError("track_ids and sources must have one entry per box")
         object.__setattr__(self, "boxes", boxes)
