@@ -226,17 +226,19 @@ def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewSe
 
 
 def test_video_edits_become_a_positional_plan() -> None:
-    from veil.planfile import FaceAction, parse_plan
-    from veil.web.video import VideoAnalysis, VideoRequestError, video_plan_lines
+    from veil.planfile import FaceAction
+    from veil.web.edits import video_plan
+    from veil.web.errors import RequestError
+    from veil.web.video import VideoAnalysis
 
     analysis = VideoAnalysis(state="ready", width=100, height=80,
                              regions=[[[10, 10, 20, 20, 4, 0.9, 0], [50, 10, 20, 20, 5, 0.8, 0]],
                                       [[12, 10, 20, 20, 4, 0.0, 1]], []])
-    lines, kept, removed = video_plan_lines(Path("/v/clip.mp4"), analysis, {
-        "keep_tracks": [4], "removed": [{"frame": 1, "mask": [12, 10, 20, 20]}, {"frame": 0, "mask": [50, 10, 20, 20]}],
+    plan, kept, removed = video_plan(analysis, {
+        "keep_tracks": [4, 4], "removed": [{"frame": 1, "mask": [12, 10, 20, 20]}, {"frame": 0, "mask": [50, 10, 20, 20]}],
         "added": [{"keys": [{"frame": 0, "box": [0, 0, 5, 5]}, {"frame": 2, "box": [10, 0, 5, 5]}]}]})
     assert (kept, removed) == (1, 2)
-    plan = parse_plan(lines, "test", [Path("/v")]).for_input(Path("/v/clip.mp4"))
+    assert [(r.action, r.track) for r in plan.releases] == [(FaceAction.KEEP, 4)]
     frame0 = {f.mask: f for f in plan.frames[0].faces}
     assert frame0[(10, 10, 20, 20)].track == 4 and frame0[(50, 10, 20, 20)].action is FaceAction.REMOVE
     [both] = plan.frames[1].faces  # the kept box marked "not a face" is listed once
@@ -244,9 +246,13 @@ def test_video_edits_become_a_positional_plan() -> None:
     assert len(plan.adds) == 1 and plan.adds[0].box_at(1) == (5.0, 0.0, 5.0, 5.0)
     for bad in ({"keep_tracks": "4"}, {"removed": [{"frame": 3, "mask": [0, 0, 5, 5]}]},
                 {"removed": [{"frame": 0}]}, {"added": [{"keys": []}]},
-                {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]}):
-        with pytest.raises(VideoRequestError):
-            video_plan_lines(Path("/v/clip.mp4"), analysis, bad)
+                {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]},
+                {"keep_tracks": [10 ** 4000]}, {"added": [{"keys": 7}]},
+                {"removed": [{"frame": 0, "mask": [90, 0, 20, 5]}]},
+                {"added": [{"keys": [{"frame": 1, "box": [0, 0, 5, 5]}, {"frame": 1, "box": [1, 0, 5, 5]}]}]}):
+        with pytest.raises(RequestError) as info:
+            video_plan(analysis, bad)
+        assert info.value.status == 400 and len(info.value.message) < 200, (bad, info.value.message)
 
 
 def test_export_to_the_output_folder_given_at_start(folder: Path, tmp_path: Path) -> None:
