@@ -132,10 +132,7 @@ class Exports:
             check_unchanged(job.item)
             report = redact_file(job.item.path, target, config, overwrite=overwrite,
                                  detector=detector, progress=progress, plan=plan)
-        except RequestError as exc:
-            self._fail(job, exc.message)
-            return
-        except VeilError as exc:
+        except (RequestError, VeilError) as exc:
             self._fail(job, exc.message)
             return
         except Exception as exc:  # noqa: BLE001 - report it on the page; nothing was written
