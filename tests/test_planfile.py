@@ -438,3 +438,68 @@ def test_keep_track_follows_the_listed_positions_not_the_number() -> None:
 def test_keep_track_in_a_listed_frame_without_that_track_releases_nothing() -> None:
     plan = plan_of(frame_line([{"mask": B_XYWH, "track": 8}]), {"keep_track": 7})
     assert len(plan.regions_for(0, computed(A, B, tracks=(7, 8)), W, H)) == 2
+
+
+# ---- hostile plan files: every one is a usage error naming the file and line, never a traceback ----
+
+HOSTILE_LINES = [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"add": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested too deeply"),
+    ('{"keep_track": ' + "7" * 5000 + "}", "too many digits"),
+    ('{"keep_track": ' + "7" * 4000 + "}", "at most 1000000000"),
+    ('{"add": [0, 0, 5, ' + "9" * 400 + "]}", "from -1000000000 to 1000000000"),
+    ('{"add": [0, 0, 5, 1e400]}', "from -1000000000 to 1000000000"),
+    ('{"add": [0, 0, 5, 2000000000.5]}', "from -1000000000 to 1000000000"),
+    ('{"path": "a.jpg", "frame": 0, "width": 200, "height": 100, "faces": [{"mask": [0, 0, 5, 5], '
+     '"track": 9223372036854775808}]}', "at most 1000000000"),
+    ('{"path": "a.jpg", "frame": 99999999999, "width": 200, "height": 100, "faces": []}', "at most"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), HOSTILE_LINES, ids=range(len(HOSTILE_LINES)))
+def test_hostile_lines_are_input_errors_naming_the_line(text: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_plan(["# header", text], "plan.jsonl")
+    assert info.value.message.startswith("line 2: ") and message in info.value.message
+    assert len(info.value.message) < 200  # a value is quoted cut short, never echoed whole
+
+
+def test_a_deeply_nested_value_in_an_error_is_quoted_cut_short() -> None:
+    nested = "[" * 900 + "]" * 900  # under the decoder's limit, so the checks see it
+    with pytest.raises(InputError, match=r"line 1: \"add\" must be \[x, y, w, h\], got \[\[\[\[") as info:
+        parse_plan(['{"add": ' + nested + "}"], "plan.jsonl")
+    assert len(info.value.message) < 200
+
+
+@pytest.mark.parametrize("text", [HOSTILE_LINES[0][0], HOSTILE_LINES[2][0]], ids=["nested", "digits"])
+def test_cli_refuses_a_hostile_plan_as_a_usage_error(tmp_path: Path, text: str) -> None:
+    source = tmp_path / "a.png"
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(source)
+    plan_path = tmp_path / "plan.jsonl"
+    plan_path.write_text('{"add": [0, 0, 5, 5]}\n' + text + "\n")
+    result = run_veil("redact", source, "--plan", plan_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "line 2:" in result.stderr
+    assert "plan.jsonl" in result.stderr
+    assert not (tmp_path / "a.redacted.png").exists()
+
+
+def test_constructors_hold_values_to_the_parsers_rules() -> None:
+    from veil.planfile import AddedRegion, FaceValues, FrameEdit, PlanChecker, Release
+
+    check = PlanChecker("review app")
+    edit = FrameEdit.checked(check, 0, W, H, [FaceValues("region 1", A_XYWH, FaceAction.KEEP)])
+    parsed = plan_of(frame_line([{"mask": A_XYWH, "keep": True}])).frames[0]
+    assert (edit.frame, edit.width, edit.height) == (parsed.frame, parsed.width, parsed.height)
+    assert [(f.mask, f.action, f.track) for f in edit.faces] == [(f.mask, f.action, f.track) for f in parsed.faces]
+    with pytest.raises(InputError, match="review app: region 2: mask .* reaches outside the 200x100 frame$"):
+        FrameEdit.checked(check, 0, W, H, [FaceValues("region 1", A_XYWH), FaceValues("region 2", [190, 0, 20, 5])])
+    with pytest.raises(InputError, match="\"region 1 mask\" must be a whole number"):
+        FrameEdit.checked(check, 0, W, H, [FaceValues("region 1", [0, 0, 5.5, 5])])
+    with pytest.raises(InputError, match="\"frame\" must be at least 0"):
+        FrameEdit.checked(check, -1, W, H, [])
+    with pytest.raises(InputError, match="two key frames for frame 1"):
+        AddedRegion.interpolated(check, [(1, [0, 0, 5, 5]), (1, [1, 1, 5, 5])])
+    with pytest.raises(InputError, match="\"keep_track\" must be a whole number"):
+        Release.keep_track(check, "3")
+    assert AddedRegion.fixed(check, [1, 2, 3, 4]).box_at(7) == (1.0, 2.0, 3.0, 4.0)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import os
+import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -226,17 +231,19 @@ def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewSe
 
 
 def test_video_edits_become_a_positional_plan() -> None:
-    from veil.planfile import FaceAction, parse_plan
-    from veil.web.video import VideoAnalysis, VideoRequestError, video_plan_lines
+    from veil.planfile import FaceAction
+    from veil.web.edits import video_plan
+    from veil.web.errors import RequestError
+    from veil.web.video import VideoAnalysis
 
     analysis = VideoAnalysis(state="ready", width=100, height=80,
                              regions=[[[10, 10, 20, 20, 4, 0.9, 0], [50, 10, 20, 20, 5, 0.8, 0]],
                                       [[12, 10, 20, 20, 4, 0.0, 1]], []])
-    lines, kept, removed = video_plan_lines(Path("/v/clip.mp4"), analysis, {
-        "keep_tracks": [4], "removed": [{"frame": 1, "mask": [12, 10, 20, 20]}, {"frame": 0, "mask": [50, 10, 20, 20]}],
+    plan, kept, removed = video_plan(analysis, {
+        "keep_tracks": [4, 4], "removed": [{"frame": 1, "mask": [12, 10, 20, 20]}, {"frame": 0, "mask": [50, 10, 20, 20]}],
         "added": [{"keys": [{"frame": 0, "box": [0, 0, 5, 5]}, {"frame": 2, "box": [10, 0, 5, 5]}]}]})
     assert (kept, removed) == (1, 2)
-    plan = parse_plan(lines, "test", [Path("/v")]).for_input(Path("/v/clip.mp4"))
+    assert [(r.action, r.track) for r in plan.releases] == [(FaceAction.KEEP, 4)]
     frame0 = {f.mask: f for f in plan.frames[0].faces}
     assert frame0[(10, 10, 20, 20)].track == 4 and frame0[(50, 10, 20, 20)].action is FaceAction.REMOVE
     [both] = plan.frames[1].faces  # the kept box marked "not a face" is listed once
@@ -244,9 +251,13 @@ def test_video_edits_become_a_positional_plan() -> None:
     assert len(plan.adds) == 1 and plan.adds[0].box_at(1) == (5.0, 0.0, 5.0, 5.0)
     for bad in ({"keep_tracks": "4"}, {"removed": [{"frame": 3, "mask": [0, 0, 5, 5]}]},
                 {"removed": [{"frame": 0}]}, {"added": [{"keys": []}]},
-                {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]}):
-        with pytest.raises(VideoRequestError):
-            video_plan_lines(Path("/v/clip.mp4"), analysis, bad)
+                {"added": [{"keys": [{"frame": 0, "box": [0, 0, 5]}]}]}, {"keep_tracks": [True]},
+                {"keep_tracks": [10 ** 4000]}, {"added": [{"keys": 7}]},
+                {"removed": [{"frame": 0, "mask": [90, 0, 20, 5]}]},
+                {"added": [{"keys": [{"frame": 1, "box": [0, 0, 5, 5]}, {"frame": 1, "box": [1, 0, 5, 5]}]}]}):
+        with pytest.raises(RequestError) as info:
+            video_plan(analysis, bad)
+        assert info.value.status == 400 and len(info.value.message) < 200, (bad, info.value.message)
 
 
 def test_export_to_the_output_folder_given_at_start(folder: Path, tmp_path: Path) -> None:
@@ -270,3 +281,182 @@ def test_export_to_the_output_folder_given_at_start(folder: Path, tmp_path: Path
         bad = client.post("/api/files/0/export", json={"regions": regions, "destination": "/etc"})
         assert bad.status_code == 400
     assert not (folder / "a.redacted.png").exists()
+
+
+# ---- hostile and unusual inputs: a short 400 (or 409), never a 500 with a traceback ----
+
+
+NESTED = "[" * 100_000 + "]" * 100_000
+LONG_NUMBER = "7" * 5000  # past Python's 4300-digit limit for int("...")
+
+
+@pytest.fixture()
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if uvicorn logged an exception (a 500 with a traceback in the server log)."""
+    with caplog.at_level(logging.ERROR):
+        yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+@pytest.mark.usefixtures("no_server_errors")
+@pytest.mark.parametrize("body", [NESTED, '{"keep_track": ' + LONG_NUMBER + "}",
+                                  '{"add": [0, 0, 5, ' + "9" * 400 + "]}"], ids=["nested", "digits", "huge"])
+def test_hostile_plan_upload_is_a_400_naming_the_line(server: ReviewServer, body: str) -> None:
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        answer = client.post("/api/files/0/plan", content=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("line 1: ") and len(answer.json()["error"]) < 200
+
+
+@pytest.mark.usefixtures("no_server_errors")
+@pytest.mark.parametrize("body", [
+    NESTED, '{"regions": ' + NESTED + "}", '{"regions": [], "mask": ' + LONG_NUMBER + "}",
+    '{"regions": [{"mask": [0, 0, 5, ' + "9" * 4000 + '], "action": "mask", "added": true}]}',
+    '{"regions": [{"mask": [0, 0, 5, 5], "action": ["mask"]}]}', '{"regions": [], "mask": ["solid"]}',
+    '{"regions": [{"mask": [0, 0, 5, 5], "action": "mask", "added": 1}]}', "\xff\xfe",
+], ids=["nested", "nested-regions", "digits", "huge", "list-action", "list-mask", "added-not-bool", "not-utf8"])
+def test_hostile_export_request_is_a_400(server: ReviewServer, folder: Path, body: str) -> None:
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        answer = client.post("/api/files/0/export", content=body.encode("latin-1"))
+        assert answer.status_code == 400, answer.text
+        assert len(answer.json()["error"]) < 200
+    assert not (folder / "a.redacted.png").exists()
+
+
+@pytest.mark.usefixtures("no_server_errors")
+def test_hostile_video_export_is_a_400(folder: Path) -> None:
+    from veil.web.video import VideoAnalysis
+
+    (folder / "clip.mp4").write_bytes(b"not decoded: the review pass is filled in below")
+    library = Library.open(folder, Config(), detector=StaticDetector([]))
+    [video] = [i for i in library.items if i.kind == "video"]
+    library._videos[video.id] = VideoAnalysis(state="ready", width=100, height=80,
+                                              regions=[[[10, 10, 20, 20, 4, 0.9, 0]], []])
+    with ReviewServer(library) as running, httpx.Client(base_url=base(running),
+                                                        headers={"X-Veil-Token": running.token}) as client:
+        for body in ('{"keep_tracks": [' + LONG_NUMBER + "]}", '{"keep_tracks": [' + "7" * 4000 + "]}",
+                     '{"removed": [{"frame": ' + "9" * 4000 + ', "mask": [0, 0, 5, 5]}]}',
+                     '{"added": [{"keys": 3}]}', '{"added": [{"keys": [{"frame": 0, "box": [0, 0, 1e999, 5]}]}]}'):
+            answer = client.post(f"/api/files/{video.id}/export", content=body)
+            assert answer.status_code == 400, (body[:40], answer.text)
+            assert len(answer.json()["error"]) < 200
+    assert not list(folder.glob("clip.redacted*"))
+
+
+@pytest.mark.usefixtures("no_server_errors")
+@pytest.mark.parametrize("path", ["/api/files/{n}/picture", "/api/files/{n}/regions", "/api/files/{n}/video",
+                                  "/api/files/0/frames/{n}"])
+def test_an_overlong_number_in_the_path_is_a_400(server: ReviewServer, path: str) -> None:
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        answer = client.get(path.format(n=LONG_NUMBER))
+        assert answer.status_code == 400 and "number too long" in answer.json()["error"]
+        assert client.get(path.format(n="9" * 10)).status_code == 400
+
+
+@pytest.mark.usefixtures("no_server_errors")
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2", "1 2"])
+def test_a_bad_content_length_never_reaches_int(server: ReviewServer, length: str) -> None:
+    status, _headers, _body = raw_exchange(server, (
+        f"POST /api/files/0/export HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"X-Veil-Token: {server.token}\r\nContent-Length: {length}\r\n\r\n{{}}").encode("latin-1"))
+    assert status == 400
+
+
+def raw_exchange(server: ReviewServer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are on a fresh connection; read the whole answer (bounded in time and size)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while len(data) < 1_000_000:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes", [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+                                           b"GET /\x00 HTTP/1.1\r\n\r\n"], ids=["line", "header", "nul"])
+def test_uvicorns_own_400_carries_the_security_headers(server: ReviewServer, request_bytes: bytes) -> None:
+    from veil.web.guard import SECURITY_HEADERS
+
+    status, headers, _ = raw_exchange(server, request_bytes)
+    assert status == 400
+    for name, value in SECURITY_HEADERS:
+        assert headers.get(name.decode()) == value.decode(), name
+
+
+# ---- a listed file swapped for a link to a picture outside the folder ----
+
+
+@pytest.fixture()
+def outside_picture(tmp_path: Path) -> Path:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = elsewhere / "private.png"
+    Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(path)
+    return path
+
+
+def swap_for_link(listed: Path, target: Path) -> None:
+    listed.unlink()
+    listed.symlink_to(target)
+
+
+def outputs(*folders: Path) -> list[Path]:
+    return sorted(p for f in folders for p in f.rglob("*") if "redacted" in p.name)
+
+
+@pytest.mark.usefixtures("no_server_errors")
+@pytest.mark.parametrize("seen_first", [False, True], ids=["fresh", "cached"])
+def test_a_file_swapped_for_a_link_is_refused(server: ReviewServer, folder: Path, outside_picture: Path,
+                                              seen_first: bool) -> None:
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        if seen_first:  # picture and scan already cached from the real file
+            assert client.get("/api/files/0/picture").status_code == 200
+            assert client.get("/api/files/0/regions").status_code == 200
+        swap_for_link(folder / "a.png", outside_picture)
+        for answer in (client.get("/api/files/0/picture"), client.get("/api/files/0/regions"),
+                       client.post("/api/files/0/export", json={"regions": []})):
+            assert answer.status_code == 409, answer.text
+            assert "a.png was replaced" in answer.json()["error"]
+    assert outputs(folder, outside_picture.parent) == []
+
+
+@pytest.mark.usefixtures("no_server_errors")
+def test_a_file_replaced_by_another_file_is_refused(server: ReviewServer, folder: Path,
+                                                    outside_picture: Path) -> None:
+    # Saved over the way editors do: a new file renamed onto the name (unlinking first could let
+    # the new file reuse the old inode number, which no (device, inode) check can tell apart).
+    shutil.copy(outside_picture, folder / "a.new")
+    os.replace(folder / "a.new", folder / "a.png")
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        assert client.get("/api/files/0/picture").status_code == 409
+        assert client.post("/api/files/0/export", json={"regions": []}).status_code == 409
+    assert outputs(folder) == []
+
+
+def test_a_swap_during_export_fails_the_job_and_removes_the_copy(
+        server: ReviewServer, folder: Path, outside_picture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import veil.web.export as export_module
+
+    real_redact = export_module.redact_file
+
+    def redact_then_swap(*args: Any, **kwargs: Any) -> Any:
+        report = real_redact(*args, **kwargs)
+        swap_for_link(folder / "a.png", outside_picture)
+        return report
+
+    monkeypatch.setattr(export_module, "redact_file", redact_then_swap)
+    with httpx.Client(base_url=base(server), headers={"X-Veil-Token": server.token}) as client:
+        job = client.post("/api/files/0/export", json={"regions": []}).json()
+        while job["state"] == "running":
+            time.sleep(0.05)
+            job = client.get(f"/api/jobs/{job['id']}").json()
+    assert job["state"] == "failed" and "a.png was replaced" in job["error"]
+    assert outputs(folder, outside_picture.parent) == []

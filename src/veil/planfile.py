@@ -39,6 +39,10 @@ from .plan import clip_regions
 # more than 0.5 for the same face, while two neighbouring faces rarely do.
 MATCH_IOU = 0.5
 
+# Plan numbers beyond this are refused: no frame number, pixel coordinate or track id comes near
+# it, and every value must fit the int64 arrays the pipelines build from the plan.
+LARGEST_VALUE = 1_000_000_000
+
 _FRAME_KEYS = {"path", "frame", "time", "width", "height", "faces"}
 _FACE_KEYS = {"box", "score", "mask", "track", "keep", "remove"}
 _DIRECTIVE_KEYS = {
@@ -66,6 +70,16 @@ class PlannedFace:
     track: int = -1
     line: int = 0
 
+    @classmethod
+    def checked(cls, check: PlanChecker, mask: Any, width: int, height: int,
+                action: FaceAction = FaceAction.MASK, track: Any = -1, where: str = "face") -> PlannedFace:
+        """A listed face from untrusted values: a whole-number mask inside the width x height frame."""
+        box = check.box(mask, f"{where} mask", integers=True)
+        if box[0] + box[2] > width or box[1] + box[3] > height:
+            raise check.error(f"{where}: mask {_shown(list(box))} reaches outside the {width}x{height} frame")
+        track = check.integer(track, f"{where} track", minimum=-1)
+        return cls(tuple(int(v) for v in box), action, track, check.line)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class FrameEdit:
@@ -76,6 +90,27 @@ class FrameEdit:
     height: int
     faces: tuple[PlannedFace, ...]
     line: int
+
+    @classmethod
+    def checked(cls, check: PlanChecker, frame: Any, width: Any, height: Any,
+                faces: Iterable[FaceValues]) -> FrameEdit:
+        """A frame's reviewed faces from untrusted values, checked as a plan file's frame line is."""
+        frame = check.integer(frame, "frame", minimum=0)
+        width = check.integer(width, "width", minimum=1)
+        height = check.integer(height, "height", minimum=1)
+        listed = tuple(PlannedFace.checked(check, f.mask, width, height, f.action, f.track, f.where)
+                       for f in faces)
+        return cls(frame, width, height, listed, check.line)
+
+
+@dataclass(frozen=True)
+class FaceValues:
+    """One listed face as a plan line or the review page gave it, before FrameEdit.checked."""
+
+    where: str  # how error messages name it: "face 2", "region 5"
+    mask: Any
+    action: FaceAction = FaceAction.MASK
+    track: Any = -1
 
 
 @dataclass(frozen=True)
@@ -89,6 +124,28 @@ class AddedRegion:
     first: int
     last: int | None
     line: int
+
+    @classmethod
+    def fixed(cls, check: PlanChecker, box: Any, frames: Any = None, name: str = "add") -> AddedRegion:
+        """A box masked over `frames` ([first, last]; None: every frame), from untrusted values."""
+        first, last = check.frames(frames)
+        checked = check.box(box, name)
+        return cls(((first, *checked),), first, last, check.line)
+
+    @classmethod
+    def interpolated(cls, check: PlanChecker, keys: Sequence[tuple[Any, Any]]) -> AddedRegion:
+        """A box moving between key frames, from untrusted (frame, [x, y, w, h]) pairs."""
+        if not keys:
+            raise check.error("\"add_track\" must be a non-empty list of {\"frame\": n, \"box\": [x, y, w, h]}")
+        checked = []
+        for i, (frame, box) in enumerate(keys, start=1):
+            number = check.integer(frame, f"key frame {i} frame", minimum=0)
+            checked.append((number, *check.box(box, f"key frame {i} box")))
+        checked.sort(key=lambda k: k[0])
+        for a, b in zip(checked, checked[1:]):
+            if a[0] == b[0]:
+                raise check.error(f"two key frames for frame {a[0]}")
+        return cls(tuple(checked), checked[0][0], checked[-1][0], check.line)  # type: ignore[arg-type]
 
     def box_at(self, frame: int) -> tuple[float, float, float, float] | None:
         """The (x, y, w, h) box in this frame, or None outside the region's frames."""
@@ -114,6 +171,20 @@ class Release:
     first: int
     last: int | None
     line: int
+
+    @classmethod
+    def keep_track(cls, check: PlanChecker, track: Any, frames: Any = None) -> Release:
+        """Leave a video track visible over `frames`, from untrusted values."""
+        first, last = check.frames(frames)
+        number = check.integer(track, "keep_track", minimum=0)
+        return cls(FaceAction.KEEP, number, None, first, last, check.line)
+
+    @classmethod
+    def remove_box(cls, check: PlanChecker, box: Any, frames: Any = None) -> Release:
+        """Unmask veil's regions overlapping a box over `frames`, from untrusted values."""
+        first, last = check.frames(frames)
+        checked = check.box(box, "remove")
+        return cls(FaceAction.REMOVE, None, checked, first, last, check.line)
 
     def active(self, frame: int) -> bool:
         return frame >= self.first and (self.last is None or frame <= self.last)
@@ -335,11 +406,15 @@ def parse_plan(lines: Iterable[str], source: str = "<plan>",
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        check = _Checker(source, number)
+        check = PlanChecker(source, number)
         try:
             row = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise check.error(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise check.error("JSON nested too deeply") from None
+        except ValueError:  # Python refuses integers of more than 4300 digits (int_max_str_digits)
+            raise check.error("a number in this line has too many digits") from None
         if not isinstance(row, dict):
             raise check.error("each line must be a JSON object")
         kinds = [k for k in ("faces", *_DIRECTIVE_KEYS) if k in row]
@@ -364,19 +439,13 @@ def parse_plan(lines: Iterable[str], source: str = "<plan>",
                                   f"{per_file[edit.frame].line}")
             per_file[edit.frame] = edit
         elif kind == "add":
-            first, last = check.frames(row.get("frames"))
-            box = check.box(row["add"], "add")
-            adds.append((path, AddedRegion(((first, *box),), first, last, number)))
+            adds.append((path, AddedRegion.fixed(check, row["add"], row.get("frames"))))
         elif kind == "add_track":
             adds.append((path, _add_track(row["add_track"], check)))
         elif kind == "keep_track":
-            first, last = check.frames(row.get("frames"))
-            track = check.integer(row["keep_track"], "keep_track", minimum=0)
-            releases.append((path, Release(FaceAction.KEEP, track, None, first, last, number)))
+            releases.append((path, Release.keep_track(check, row["keep_track"], row.get("frames"))))
         else:
-            first, last = check.frames(row.get("frames"))
-            box = check.box(row["remove"], "remove")
-            releases.append((path, Release(FaceAction.REMOVE, None, box, first, last, number)))
+            releases.append((path, Release.remove_box(check, row["remove"], row.get("frames"))))
     plan = PlanFile(source, frame_lines, tuple(adds), tuple(releases), base)
     if len(plan.paths) > 1:
         for path, release in releases:
@@ -386,13 +455,10 @@ def parse_plan(lines: Iterable[str], source: str = "<plan>",
     return plan
 
 
-def _frame_line(row: dict[str, Any], check: _Checker) -> FrameEdit:
+def _frame_line(row: dict[str, Any], check: PlanChecker) -> FrameEdit:
     for key in ("frame", "width", "height"):
         if key not in row:
             raise check.error(f"a frame line needs \"{key}\"")
-    frame = check.integer(row["frame"], "frame", minimum=0)
-    width = check.integer(row["width"], "width", minimum=1)
-    height = check.integer(row["height"], "height", minimum=1)
     if "time" in row:
         check.number(row["time"], "time")
     if not isinstance(row["faces"], list):
@@ -408,48 +474,41 @@ def _frame_line(row: dict[str, Any], check: _Checker) -> FrameEdit:
                               f"{', '.join(unknown)} (allowed: {', '.join(sorted(_FACE_KEYS))})")
         if "mask" not in face:
             raise check.error(f"{where} needs \"mask\": [x, y, w, h]")
-        mask = check.box(face["mask"], f"{where} mask", integers=True)
-        if mask[0] + mask[2] > width or mask[1] + mask[3] > height:
-            raise check.error(f"{where}: mask {list(mask)} reaches outside the {width}x{height} frame")
         if "box" in face:
             check.box(face["box"], f"{where} box")
         if "score" in face:
             check.number(face["score"], f"{where} score", 0.0, 1.0)
-        track = check.integer(face["track"], f"{where} track", minimum=-1) if "track" in face else -1
         keep = check.flag(face.get("keep", False), f"{where} keep")
         remove = check.flag(face.get("remove", False), f"{where} remove")
         if keep and remove:
             raise check.error(f"{where}: \"keep\" and \"remove\" cannot both be true")
         action = FaceAction.KEEP if keep else FaceAction.REMOVE if remove else FaceAction.MASK
-        faces.append(PlannedFace(tuple(int(v) for v in mask), action, track, check.line))  # type: ignore[arg-type]
-    return FrameEdit(frame, width, height, tuple(faces), check.line)
+        faces.append(FaceValues(where, face["mask"], action, face.get("track", -1)))
+    return FrameEdit.checked(check, row["frame"], row["width"], row["height"], faces)
 
 
-def _add_track(value: Any, check: _Checker) -> AddedRegion:
+def _add_track(value: Any, check: PlanChecker) -> AddedRegion:
     if not isinstance(value, list) or not value:
         raise check.error("\"add_track\" must be a non-empty list of {\"frame\": n, \"box\": [x, y, w, h]}")
-    keys = []
     for i, key in enumerate(value, start=1):
         if not isinstance(key, dict) or set(key) != {"frame", "box"}:
             raise check.error(f"key frame {i} must be {{\"frame\": n, \"box\": [x, y, w, h]}}")
-        frame = check.integer(key["frame"], f"key frame {i} frame", minimum=0)
-        keys.append((frame, *check.box(key["box"], f"key frame {i} box")))
-    keys.sort(key=lambda k: k[0])
-    for a, b in zip(keys, keys[1:]):
-        if a[0] == b[0]:
-            raise check.error(f"two key frames for frame {a[0]}")
-    return AddedRegion(tuple(keys), keys[0][0], keys[-1][0], check.line)  # type: ignore[arg-type]
+    return AddedRegion.interpolated(check, [(key["frame"], key["box"]) for key in value])
 
 
 @dataclass(frozen=True)
-class _Checker:
-    """Type checks for one line, raising InputError with the plan file and line number."""
+class PlanChecker:
+    """Value checks for one plan line, raising InputError with the plan's source and line number.
+
+    The parser and the review app both build plans through these checks, so an edit made on the
+    page is held to exactly the rules of a plan file. Line 0: not from a file; no line is named.
+    """
 
     source: str
-    line: int
+    line: int = 0
 
     def error(self, message: str) -> InputError:
-        return InputError(f"line {self.line}: {message}", self.source)
+        return InputError(f"line {self.line}: {message}" if self.line > 0 else message, self.source)
 
     def text(self, value: Any, name: str) -> str:
         if not isinstance(value, str) or not value:
@@ -457,17 +516,23 @@ class _Checker:
         return value
 
     def number(self, value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.error(f"\"{name}\" must be a number, got {json.dumps(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"\"{name}\" must be a number, got {_shown(value)}")
+        # Magnitude first: math.isfinite cannot convert an integer of over 308 digits to a float.
+        if abs(value) > LARGEST_VALUE or not math.isfinite(value):
+            raise self.error(f"\"{name}\" must be a number from -{LARGEST_VALUE} to {LARGEST_VALUE}, "
+                             f"got {_shown(value)}")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise self.error(f"\"{name}\" must be between {low} and {high}, got {value}")
+            raise self.error(f"\"{name}\" must be between {low} and {high}, got {_shown(value)}")
         return float(value)
 
     def integer(self, value: Any, name: str, minimum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(f"\"{name}\" must be a whole number, got {json.dumps(value)}")
+            raise self.error(f"\"{name}\" must be a whole number, got {_shown(value)}")
         if minimum is not None and value < minimum:
-            raise self.error(f"\"{name}\" must be at least {minimum}, got {value}")
+            raise self.error(f"\"{name}\" must be at least {minimum}, got {_shown(value)}")
+        if value > LARGEST_VALUE:
+            raise self.error(f"\"{name}\" must be at most {LARGEST_VALUE}, got {_shown(value)}")
         return value
 
     def flag(self, value: Any, name: str) -> bool:
@@ -479,27 +544,36 @@ class _Checker:
         """[x, y, w, h] with a positive size; integer mask regions must also start inside the frame
         (detections and added boxes may reach past an edge and are clipped)."""
         if not isinstance(value, list) or len(value) != 4:
-            raise self.error(f"\"{name}\" must be [x, y, w, h], got {json.dumps(value)}")
+            raise self.error(f"\"{name}\" must be [x, y, w, h], got {_shown(value)}")
         if integers:
             x, y, w, h = (self.integer(v, name) for v in value)
         else:
             x, y, w, h = (self.number(v, name) for v in value)
         if integers and (x < 0 or y < 0):
-            raise self.error(f"\"{name}\" must not start left of or above the picture, got {value}")
+            raise self.error(f"\"{name}\" must not start left of or above the picture, got {_shown(value)}")
         if w <= 0 or h <= 0:
-            raise self.error(f"\"{name}\" must have a positive width and height, got {value}")
+            raise self.error(f"\"{name}\" must have a positive width and height, got {_shown(value)}")
         return (x, y, w, h)
 
     def frames(self, value: Any) -> tuple[int, int | None]:
         if value is None:
             return 0, None
         if not isinstance(value, list) or len(value) != 2:
-            raise self.error(f"\"frames\" must be [first, last], got {json.dumps(value)}")
+            raise self.error(f"\"frames\" must be [first, last], got {_shown(value)}")
         first = self.integer(value[0], "frames", minimum=0)
         last = self.integer(value[1], "frames", minimum=0)
         if last < first:
-            raise self.error(f"\"frames\" must not end before it starts, got {value}")
+            raise self.error(f"\"frames\" must not end before it starts, got {_shown(value)}")
         return first, last
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short: a hostile line can hold megabytes or deep nesting."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 60 else text[:56] + " ..."
 
 
 def _first_line(plan: PlanFile, raw: str) -> str:
@@ -545,4 +619,5 @@ def _match(listed: list[tuple[int, int, int, int]], computed: list[tuple[int, ..
     return pairs
 
 
-__all__ = ["EditPlan", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU"]
+__all__ = ["EditPlan", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU",
+           "PlanChecker", "PlannedFace", "FaceValues", "FrameEdit", "AddedRegion", "Release", "LARGEST_VALUE"]

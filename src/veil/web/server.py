@@ -7,12 +7,33 @@ import socket
 import threading
 import time
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import create_app
+from .guard import SECURITY_HEADERS
 from .library import Library
 
 HOST = "127.0.0.1"  # loopback only: nothing else on the network can connect
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol, whose own 400 answers (malformed requests) carry our security headers.
+
+    uvicorn writes that 400 itself, before any ASGI app (and so the Guard) runs, with only
+    Content-Type and Connection, and has no setting for it: this override is the one place to add
+    them. It mirrors H11Protocol.send_400_response of uvicorn 0.55; test_web_security
+    sends a malformed request to a real server to notice if a later uvicorn changes it.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"),
+                   *SECURITY_HEADERS]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                      h11.Data(data=msg.encode("ascii", "replace")), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))  # type: ignore[arg-type]
+        self.transport.close()
 
 
 class ReviewServer:
@@ -34,7 +55,7 @@ class ReviewServer:
         self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             create_app(library, self.token, self.port), log_level="warning", access_log=False,
-            lifespan="off", ws="none", server_header=False, date_header=False, proxy_headers=False,
+            http=_Protocol, lifespan="off", ws="none", server_header=False, date_header=False, proxy_headers=False,
             timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -8,7 +8,6 @@ memory only (never on disk: they show people's faces); long videos keep every n-
 from __future__ import annotations
 
 import io
-import json
 import math
 import threading
 from dataclasses import dataclass, field
@@ -24,12 +23,6 @@ from ..detect.base import Detector
 PREVIEW_FRAMES = 2000  # at most this many previews per video
 PREVIEW_WIDTH = 960  # previews are scaled down to this; the page stretches them over the frame's
 PREVIEW_QUALITY = 80  # coordinates, so boxes still line up. 2000 x ~70 kB keeps memory near 150 MB
-MAX_EDITS = 20_000  # keep tracks, removed boxes and key frames in one export request
-
-
-class VideoRequestError(ValueError):
-    """The page sent video edits that make no sense; the message says which."""
-
 
 @dataclass
 class VideoAnalysis:
@@ -117,73 +110,4 @@ def analyse(path: Path, config: Config, detector: Detector | None, analysis: Vid
             analysis.state, analysis.error = "failed", f"{type(exc).__name__}: {exc}"
 
 
-def _int(value: Any, name: str, low: int = 0, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise VideoRequestError(f"{name} must be a whole number from {low}"
-                                + (f" to {high}" if high is not None else ""))
-    return value
-
-
-def _box(value: Any, name: str) -> list[float]:
-    if (not isinstance(value, list) or len(value) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise VideoRequestError(f"{name} must be [x, y, w, h]")
-    return [float(v) for v in value]
-
-
-def video_plan_lines(path: Path, analysis: VideoAnalysis, request: dict[str, Any]) -> tuple[list[str], int, int]:
-    """Plan lines for the page's video edits; returns (lines, tracks kept, boxes removed).
-
-    The page sends {"keep_tracks": [N, ...], "removed": [{"frame": f, "mask": [x, y, w, h]}],
-    "added": [{"keys": [{"frame": f, "box": [x, y, w, h]}, ...]}]}.
-    """
-    with analysis.lock:
-        frames, width, height = len(analysis.regions), analysis.width, analysis.height
-        regions = analysis.regions
-    keep = request.get("keep_tracks", [])
-    removed = request.get("removed", [])
-    added = request.get("added", [])
-    for name, value in (("keep_tracks", keep), ("removed", removed), ("added", added)):
-        if not isinstance(value, list):
-            raise VideoRequestError(f"{name} must be a list")
-    if len(keep) + len(removed) + sum(len(a.get("keys", [])) if isinstance(a, dict) else 1
-                                      for a in added) > MAX_EDITS:
-        raise VideoRequestError(f"at most {MAX_EDITS} edits per export")
-    where = str(path)
-    kept = sorted({_int(t, "keep_tracks") for t in keep})
-    lines = [json.dumps({"keep_track": t, "path": where}) for t in kept]
-    by_frame: dict[int, dict[tuple[int, ...], dict[str, Any]]] = {}  # frame -> mask -> face
-    # List where each kept track was in every frame: the plan then releases those regions by
-    # position, so a track numbered differently on export cannot unmask someone else.
-    for frame, row in enumerate(regions):
-        for x, y, w, h, track, _score, _source in row:
-            if int(track) in kept:
-                mask = (int(x), int(y), int(w), int(h))
-                by_frame.setdefault(frame, {})[mask] = {"mask": list(mask), "track": int(track)}
-    for item in removed:
-        if not isinstance(item, dict):
-            raise VideoRequestError("each removed box must be an object")
-        frame = _int(item.get("frame"), "frame", 0, frames - 1)
-        mask = [_int(v, "mask") for v in item.get("mask", [])] if isinstance(item.get("mask"), list) else None
-        if mask is None or len(mask) != 4:
-            raise VideoRequestError("a removed box needs mask [x, y, w, h]")
-        # One listed face per region: a kept person's box marked "not a face" here is released
-        # either way, and two entries for one region would pair only one of them.
-        by_frame.setdefault(frame, {}).setdefault(tuple(mask), {"mask": mask})["remove"] = True
-    for frame, faces in sorted(by_frame.items()):
-        lines.append(json.dumps({"path": where, "frame": frame, "width": width, "height": height,
-                                 "faces": list(faces.values())}))
-    for item in added:
-        if not isinstance(item, dict) or not isinstance(item.get("keys"), list) or not item["keys"]:
-            raise VideoRequestError("each added box needs key frames")
-        keys = []
-        for key in item["keys"]:
-            if not isinstance(key, dict):
-                raise VideoRequestError("each key frame must be an object")
-            keys.append({"frame": _int(key.get("frame"), "frame", 0, frames - 1),
-                         "box": _box(key.get("box"), "box")})
-        lines.append(json.dumps({"add_track": keys, "path": where}))
-    return lines, len(kept), len(removed)
-
-
-__all__ = ["VideoAnalysis", "VideoRequestError", "analyse", "video_plan_lines"]
+__all__ = ["VideoAnalysis", "analyse"]
