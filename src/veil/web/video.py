@@ -1,6 +1,6 @@
 """Video review: one background pass decodes, detects and tracks, keeping previews and each frame's regions.
 
-Regions come from the video pipeline's public `scan_video_file` (detector every k-th frame,
+Regions come from the pipeline's public `scan_file` (detector every k-th frame,
 tracker in between), so the regions shown are the ones export computes again before the plan. Previews are JPEGs kept in
 memory only (never on disk: they show people's faces); long videos keep every n-th frame.
 """
