@@ -10,9 +10,9 @@ import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
-from types import FrameType
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -35,6 +35,9 @@ from .audit.second_detector import SecondDetector
 from .batch import Job, collect_jobs
 from .pipeline import default_output, failed_report, redact_file, scan_file
 from .planfile import PlanFile, load_plan
+
+if TYPE_CHECKING:
+    from .audit.report import AuditReport
 
 
 class ExitCode(enum.IntEnum):
@@ -392,6 +395,13 @@ def _audit_hook(config: Config) -> object:
         return replace(file_report, audit=result.to_json())
 
     return after_each
+
+
+def _summary(result: AuditReport, max_lines: int = 12) -> str:
+    """The audit's summary with every line printable; the file's name is made printable first, so
+    a newline inside it cannot split the verdict line."""
+    text = result.summary(max_lines=max_lines).replace(str(result.redacted), printable(result.redacted))
+    return "\n".join(printable(line) for line in text.splitlines())
 
 
 @app.command("audit")
