@@ -345,3 +345,23 @@ def test_names_cannot_fake_lines_or_control_the_terminal(tmp_path: Path) -> None
     assert "\x1b" not in scanned.stdout and "\u202e" not in scanned.stdout
     assert sorted(scanned.stdout.splitlines()) == sorted(
         f"{folder}/{name.encode('unicode_escape').decode()}: 1 face" for name in ODD_NAMES.values())
+
+
+def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil import ModelError
+    from veil import cli
+
+    calls: list[Path] = []
+
+    def broken(source: Path, *args: object, **kwargs: object) -> None:
+        calls.append(source)
+        raise ModelError("CenterFace weights fail their hash check; reinstall veil")
+
+    monkeypatch.setattr(cli, "redact_file", broken)
+    first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    for path in (first, second):
+        path.write_bytes(EXAMPLE.read_bytes())
+    result = run_cli("redact", first, second)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines() == ["error CenterFace weights fail their hash check; reinstall veil"]
+    assert len(calls) == 1, "the batch went on after the model failed"

@@ -366,6 +366,7 @@ def test_the_readme_example_plan_is_valid() -> None:
     assert len(clip.adds) == 3 and len(clip.releases) == 2
 
 
+@pytest.mark.slow  # renders a clip and runs the real detector on it
 def test_cli_video_plan_keep_track_and_add_track(tmp_path: Path, make_clips_module) -> None:  # type: ignore[no-untyped-def]
     import av
     from fractions import Fraction

@@ -24,6 +24,7 @@ def _sample(rows: list[FrameTruth], every: int) -> list[FrameTruth]:
     return with_large[::every]
 
 
+@pytest.mark.slow  # the real detector on ~90 photos
 def test_faces_of_32px_and_up_are_covered(wider_dir: Path, wider_gt: list[FrameTruth]) -> None:
     config = Config()
     total = covered_count = 0

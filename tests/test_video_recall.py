@@ -19,6 +19,8 @@ from veil.video_pipeline import redact_video_file
 
 from helpers import run_cli
 
+pytestmark = pytest.mark.slow  # clips rendered from WIDER photos through the real detector
+
 MIN_FACE = 32
 
 

@@ -21,6 +21,8 @@ from PIL import Image
 
 from veil.media.image import read_image
 
+pytestmark = pytest.mark.slow  # a real browser against a `veil review` process
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored: the screenshot shows WIDER pixels
 CHROMIUM = Path("/usr/bin/chromium")

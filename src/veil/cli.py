@@ -227,7 +227,8 @@ def _progress() -> Progress:
 
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
              after_each: object = None, plan: PlanFile | None = None) -> list[FileReport]:
-    """Process every job; a failure is reported and the batch goes on."""
+    """Process every job; a file's failure is reported and the batch goes on. A ModelError stops
+    the batch instead: a missing or altered model would fail every remaining file the same way."""
     reports: list[FileReport] = []
     claimed: dict[Path, Path] = {}  # output -> the input of this batch it was written for
     with _progress() if show_progress else _NullProgress() as progress:
@@ -246,6 +247,8 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                                      plan=plan.for_input(job.source) if plan is not None else None)
                 if callable(after_each):
                     report = after_each(report)
+            except ModelError:
+                raise  # the installation, not this file: every other file would fail the same way
             except VeilError as exc:
                 report = failed_report(job.source, exc)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
