@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from veil.evaluate import FrameTruth, read_annotations
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -34,32 +33,16 @@ def _data_or_skip() -> Path:
     pytest.skip(message)
 
 
-@dataclass(frozen=True)
-class GroundTruth:
-    image: Path
-    boxes: np.ndarray  # (N, 4) x, y, w, h
-    ignore: np.ndarray
-    width: int
-    height: int
-
-
 @pytest.fixture(scope="session")
 def wider_dir() -> Path:
     return _data_or_skip()
 
 
 @pytest.fixture(scope="session")
-def wider_gt(wider_dir: Path) -> list[GroundTruth]:
-    rows = []
-    for line in (wider_dir / "gt.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        rows.append(GroundTruth(
-            wider_dir / row["image"],
-            np.asarray(row["boxes"], np.float64).reshape(-1, 4),
-            np.asarray(row.get("ignore", []), np.float64).reshape(-1, 4),
-            int(row["width"]), int(row["height"]),
-        ))
-    return rows
+def wider_gt(wider_dir: Path) -> list[FrameTruth]:
+    """The dev photos' annotations, read by veil's own evaluation reader; each `image` is relative
+    to `wider_dir`."""
+    return read_annotations(wider_dir / "gt.jsonl")
 
 
 @pytest.fixture(scope="session")

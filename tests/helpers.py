@@ -1,5 +1,6 @@
-"""Small helpers the tests share: running the real CLI, reading metadata with exiftool, and picking
-face regions whose pixels no other region hides."""
+"""Small helpers the tests share: running the CLI (in-process, or as a real process where the process
+itself is under test), reading metadata with exiftool, and picking face regions whose pixels no other
+region hides."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path) -> CliResult:
+    """Run `veil ARGS` in this process, with stdout and stderr kept apart.
+
+    In-process, the detector loaded by one test is reused by the next (pipeline.py caches it), where
+    a subprocess would load the ONNX model again. An exception other than the command's exit is a
+    bug and is raised here with its traceback rather than read as exit code 1.
+    """
+    from typer.testing import CliRunner
+
+    from veil.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
 def run_veil(*args: str | Path, drop_root_privileges: bool = False,
              timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `python -m veil ARGS` as a real subprocess.
+    """Run `python -m veil ARGS` as a real subprocess: for tests about the process itself.
 
     With drop_root_privileges, a root caller loses the capabilities that let it ignore file
     permissions, so permission tests mean the same thing as for a normal user.
@@ -30,7 +56,7 @@ def run_veil(*args: str | Path, drop_root_privileges: bool = False,
         if setpriv is None:
             pytest.skip("running as root without setpriv: cannot test file permissions")
         cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *cmd]
-    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GroundTruth
 from veil import Config, redact_file
 from veil.audit import FindingKind, MetadataFlag, audit_file
 from veil.audit.report import Check
+from veil.evaluate import FrameTruth
 
 av = pytest.importorskip("av")
 pytest.importorskip("dlib")
@@ -46,9 +46,9 @@ def _read(path: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def clip(wider_dir: Path, wider_gt: list[GroundTruth], tmp_path_factory: pytest.TempPathFactory):
-    truth = next(g for g in wider_gt if g.image == wider_dir / PHOTO)
-    with Image.open(truth.image) as img:
+def clip(wider_dir: Path, wider_gt: list[FrameTruth], tmp_path_factory: pytest.TempPathFactory):
+    truth = next(g for g in wider_gt if g.image == PHOTO)
+    with Image.open(wider_dir / truth.image) as img:
         scale = WIDTH / img.width
         still = np.asarray(img.convert("RGB").resize((WIDTH, int(img.height * scale) // 2 * 2)))
     # A slow pan of a few pixels a frame, so frames differ as in real footage.

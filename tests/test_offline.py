@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import EXAMPLE
 
 # An audit hook sees every socket the interpreter creates or resolves, from any module; raising
@@ -34,6 +36,7 @@ finally:
 """
 
 
+@pytest.mark.slow  # two fresh processes, each loading the detector
 def test_redact_and_scan_run_with_network_forbidden(tmp_path: Path) -> None:
     out = tmp_path / "out.jpg"
     for args in (["redact", str(EXAMPLE), "-o", str(out)], ["scan", "--json", str(EXAMPLE)]):

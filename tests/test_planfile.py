@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_one_face_shows, boxes_overlap, most_exposed, run_veil
+from helpers import assert_one_face_shows, boxes_overlap, most_exposed, run_cli
 from PIL import Image
 
 from veil import Config, InputError, MaskPlan, StaticDetector
@@ -296,12 +296,12 @@ def test_plan_for_a_frame_a_still_does_not_have(tmp_path: Path) -> None:
 # ---- the real CLI and detector on a real photo ----
 
 
-def test_cli_scan_edit_redact_round_trip(tmp_path: Path, wider_gt) -> None:  # type: ignore[no-untyped-def]
+def test_cli_scan_edit_redact_round_trip(tmp_path: Path, wider_dir: Path, wider_gt) -> None:  # type: ignore[no-untyped-def]
     truth = next(t for t in wider_gt if 3 <= len(t.boxes) <= 8 and t.boxes[:, 2].min() >= 30)
     photo = tmp_path / "photo.jpg"
-    shutil.copyfile(truth.image, photo)  # a temporary copy, deleted with tmp_path
-    scanned = run_veil("scan", "--json", photo)
-    assert scanned.returncode == 0, scanned.stderr
+    shutil.copyfile(wider_dir / truth.image, photo)  # a temporary copy, deleted with tmp_path
+    scanned = run_cli("scan", "--json", photo)
+    assert scanned.exit_code == 0, scanned.stderr
     [line] = [json.loads(t) for t in scanned.stdout.splitlines()]
     faces = line["faces"]
     assert len(faces) >= 2
@@ -320,20 +320,20 @@ def test_cli_scan_edit_redact_round_trip(tmp_path: Path, wider_gt) -> None:  # t
     plan_path.write_text(json.dumps(line) + "\n" + json.dumps({"add": added}) + "\n")
 
     out = tmp_path / "photo.redacted.jpg"
-    done = run_veil("redact", photo, "-o", out, "--plan", plan_path)
-    assert done.returncode == 0, done.stderr
+    done = run_cli("redact", photo, "-o", out, "--plan", plan_path)
+    assert done.exit_code == 0, done.stderr
     result = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
     # The output is a fresh JPEG (quality 95), compared with veil's own decode (sRGB).
     assert_one_face_shows(decoded, result, masks, kept, inset=4, brighter_than=20)
     x, y = added[:2]
     assert result[y + 4:y + 36, x + 4:x + 36].mean() < 4
 
-    wrong = run_veil("redact", photo, "-o", tmp_path / "x.png", "--plan", plan_path.with_name("none.jsonl"))
-    assert wrong.returncode == 2 and "plan file not found" in wrong.stderr
+    wrong = run_cli("redact", photo, "-o", tmp_path / "x.png", "--plan", plan_path.with_name("none.jsonl"))
+    assert wrong.exit_code == 2 and "plan file not found" in wrong.stderr
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({**line, "path": str(tmp_path / "elsewhere.jpg")}) + "\n")
-    refused = run_veil("redact", photo, "-o", tmp_path / "y.png", "--plan", other)
-    assert refused.returncode == 2 and "line 1: names" in refused.stderr
+    refused = run_cli("redact", photo, "-o", tmp_path / "y.png", "--plan", other)
+    assert refused.exit_code == 2 and "line 1: names" in refused.stderr
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
 
 
@@ -366,16 +366,16 @@ def test_the_readme_example_plan_is_valid() -> None:
     assert len(clip.adds) == 3 and len(clip.releases) == 2
 
 
+@pytest.mark.slow  # renders a clip and runs the real detector on it
 def test_cli_video_plan_keep_track_and_add_track(tmp_path: Path, make_clips_module) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("veil.video_pipeline", reason="the video pipeline is not part of this tree")
     import av
     from fractions import Fraction
 
     [entry] = make_clips_module.make_clips(str(tmp_path), count=1, seconds=1.0, fps=Fraction(10),
                                            size=(480, 270))
     clip = tmp_path / Path(entry["video"]).name
-    scanned = run_veil("scan", "--json", clip)
-    assert scanned.returncode == 0, scanned.stderr
+    scanned = run_cli("scan", "--json", clip)
+    assert scanned.exit_code == 0, scanned.stderr
     lines = [json.loads(t) for t in scanned.stdout.splitlines()]
     assert len(lines) == 10 and all("time" in line for line in lines)
 
@@ -394,8 +394,8 @@ def test_cli_video_plan_keep_track_and_add_track(tmp_path: Path, make_clips_modu
     plan_path = tmp_path / "plan.jsonl"
     plan_path.write_text("\n".join(plan_lines) + "\n")
     out = tmp_path / "out.mp4"
-    done = run_veil("redact", clip, "-o", out, "--plan", plan_path)
-    assert done.returncode == 0, done.stderr
+    done = run_cli("redact", clip, "-o", out, "--plan", plan_path)
+    assert done.exit_code == 0, done.stderr
 
     with av.open(str(clip)) as a, av.open(str(out)) as b:
         pairs = list(zip((f.to_ndarray(format="rgb24") for f in a.decode(video=0)),

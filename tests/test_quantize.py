@@ -113,6 +113,7 @@ def test_fast_video_is_balanced_on_fewer_frames() -> None:
     assert (fast.detect_every, balanced.detect_every) == (5, 3)
 
 
+@pytest.mark.slow
 def test_int8_covers_as_many_faces_as_fp32_on_wider_photos(wider_dir: Path) -> None:
     """One 640 px pass: INT8 at balanced video's thresholds, fp32 at the still ones; recall >= 32 px."""
     truths = read_annotations(wider_dir / "gt.jsonl")[::3]

@@ -10,59 +10,52 @@ from PIL import Image
 
 import veil
 from veil import Config
+from veil.evaluate import COVERED_FRACTION, FrameTruth, covered_fractions
 from veil.media.image import read_image
 from veil.paint import coverage_mask
 
-from conftest import GroundTruth
 from helpers import exiftool_tags
 
 MIN_FACE_PX = 32
-COVERED_FRACTION = 0.8
 
 
-def _covered(gt_box: np.ndarray, covered: np.ndarray) -> bool:
-    x, y, w, h = gt_box
-    x0, y0 = int(np.floor(x)), int(np.floor(y))
-    x1, y1 = int(np.ceil(x + w)), int(np.ceil(y + h))
-    region = covered[y0:y1, x0:x1]
-    return region.size > 0 and region.mean() >= COVERED_FRACTION
-
-
-def _sample(rows: list[GroundTruth], every: int) -> list[GroundTruth]:
+def _sample(rows: list[FrameTruth], every: int) -> list[FrameTruth]:
     with_large = [r for r in rows if (r.boxes[:, 3] >= MIN_FACE_PX).any()]
     return with_large[::every]
 
 
-def test_faces_of_32px_and_up_are_covered(wider_gt: list[GroundTruth]) -> None:
+@pytest.mark.slow  # the real detector on ~90 photos
+def test_faces_of_32px_and_up_are_covered(wider_dir: Path, wider_gt: list[FrameTruth]) -> None:
     config = Config()
     total = covered_count = 0
     missed: list[str] = []
     for row in _sample(wider_gt, every=2):
-        pixels = read_image(row.image).pixels
+        pixels = read_image(wider_dir / row.image).pixels
         _, plan = veil.scan_image(pixels, config)
         covered = coverage_mask(plan, pixels.shape[0], pixels.shape[1])
-        for box in row.boxes[row.boxes[:, 3] >= MIN_FACE_PX]:
+        large = row.boxes[:, 3] >= MIN_FACE_PX
+        for box, fraction in zip(row.boxes[large], covered_fractions(row.boxes_xyxy[large], covered)):
             total += 1
-            if _covered(box, covered):
+            if fraction >= COVERED_FRACTION:
                 covered_count += 1
             else:
-                missed.append(f"{row.image.name} {box.tolist()}")
+                missed.append(f"{Path(row.image).name} {box.tolist()}")
     recall = covered_count / total
     assert total > 150, total
     assert recall >= 0.95, f"covered recall {recall:.3f} over {total} faces; missed: {missed[:20]}"
 
 
 @pytest.mark.parametrize("index", [0, 7, 19, 33])
-def test_redacted_wider_photo_is_masked_and_clean(wider_gt: list[GroundTruth], tmp_path: Path,
-                                                 index: int) -> None:
-    row = _sample(wider_gt, every=1)[index]
-    out = tmp_path / f"out{row.image.suffix}"
-    before = row.image.read_bytes()
-    report = veil.redact_file(row.image, out)
+def test_redacted_wider_photo_is_masked_and_clean(wider_dir: Path, wider_gt: list[FrameTruth],
+                                                 tmp_path: Path, index: int) -> None:
+    photo = wider_dir / _sample(wider_gt, every=1)[index].image
+    out = tmp_path / f"out{photo.suffix}"
+    before = photo.read_bytes()
+    report = veil.redact_file(photo, out)
     assert report.ok and report.faces >= 1
-    assert row.image.read_bytes() == before, "the input was modified"
-    scan = next(veil.scan_file(row.image))
-    original = read_image(row.image).pixels.astype(int)
+    assert photo.read_bytes() == before, "the input was modified"
+    scan = next(veil.scan_file(photo))
+    original = read_image(photo).pixels.astype(int)
     written = read_image(out).pixels.astype(int)
     for face in scan.faces:
         x, y, w, h = face.mask

@@ -28,6 +28,8 @@ from veil._atomic import TEMP_MARK
 from veil._types import RegionSource
 from veil.pipeline import redact_file, scan_file
 
+from helpers import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = {"creation_time": "2023-01-10T09:14:00.000000Z", "location": "+40.7128-074.0060/",
         "make": "Apple", "model": "iPhone 13"}
@@ -444,10 +446,8 @@ def test_bad_inputs_through_the_cli(tmp_path: Path) -> None:
     files = _bad_inputs(tmp_path / "in")
     before = {p: p.read_bytes() for p in files.values()}
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(tmp_path / "in"), "-o", str(out)],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "COLUMNS": "1000"})
-    assert result.returncode == 1, result.stderr
+    result = run_cli("redact", tmp_path / "in", "-o", out)
+    assert result.exit_code == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     for path in files.values():
         assert sum(path.name in line for line in errors) == 1, result.stderr

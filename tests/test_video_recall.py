@@ -6,9 +6,6 @@ The clips are WIDER derivatives, so they are rendered into pytest's temporary fo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -16,8 +13,13 @@ import numpy as np
 import pytest
 
 from veil import Config, MaskPlan
+from veil.evaluate import COVERED_FRACTION, covered_fractions, read_clip_truth
 from veil.paint import coverage_mask
 from veil.pipeline import redact_file
+
+from helpers import run_cli
+
+pytestmark = pytest.mark.slow  # clips rendered from WIDER photos through the real detector
 
 MIN_FACE = 32
 
@@ -26,10 +28,11 @@ MIN_FACE = 32
 def clips(make_clips_module, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("clips")
     # 640x360 keeps faces >= 32 px in most frames while the suite stays quick.
-    entries = make_clips_module.make_clips(str(out), count=2, seconds=2.0, size=(640, 360))
+    size = (640, 360)
+    entries = make_clips_module.make_clips(str(out), count=2, seconds=2.0, size=size)
     for entry in entries:
         entry["path"] = out / entry["video"]
-        entry["gt_rows"] = [json.loads(line) for line in (out / entry["gt"]).read_text().splitlines()]
+        entry["truth"] = read_clip_truth(out / entry["gt"], *size)
     return entries
 
 
@@ -46,14 +49,6 @@ class _Recorder:
         return computed, np.arange(len(computed))
 
 
-def _covered(covered: np.ndarray, box: list[float]) -> bool:
-    x, y, w, h = box
-    x0, y0 = int(np.floor(x)), int(np.floor(y))
-    x1, y1 = int(np.ceil(x + w)), int(np.ceil(y + h))
-    region = covered[y0:y1, x0:x1]
-    return region.size > 0 and float(region.mean()) >= 0.8
-
-
 def test_recall_over_time_on_rendered_clips(clips: list[dict], tmp_path: Path) -> None:
     found = total = 0
     worst_run = 0
@@ -63,12 +58,13 @@ def test_recall_over_time_on_rendered_clips(clips: list[dict], tmp_path: Path) -
         report = redact_file(clip["path"], out, Config(), plan=recorder)
         assert report.frames == clip["frames"] == len(recorder.coverage)
         unmasked_run: dict[int, int] = {}
-        for row, covered in zip(clip["gt_rows"], recorder.coverage):
-            for box, face in zip(row["boxes"], row["ids"]):
-                if box[3] < MIN_FACE:
+        for truth, covered in zip(clip["truth"], recorder.coverage):
+            fractions = covered_fractions(truth.boxes_xyxy, covered)
+            for height, face, fraction in zip(truth.boxes[:, 3], truth.ids, fractions):
+                if height < MIN_FACE:
                     unmasked_run.pop(face, None)
                     continue
-                ok = _covered(covered, box)
+                ok = bool(fraction >= COVERED_FRACTION)
                 total += 1
                 found += ok
                 unmasked_run[face] = 0 if ok else unmasked_run.get(face, 0) + 1
@@ -91,11 +87,8 @@ def test_cli_on_a_phone_like_clip(clips: list[dict], tmp_path: Path) -> None:
     src: Path = clip["path"]
     out = tmp_path / "out.mp4"
     report_path = tmp_path / "report.json"
-    env = {**os.environ, "COLUMNS": "1000"}
-    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(src), "-o", str(out),
-                             "--report", str(report_path)], capture_output=True, text=True, env=env,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = run_cli("redact", src, "-o", out, "--report", report_path)
+    assert result.exit_code == 0, result.stderr
 
     def probe(path: Path) -> tuple[list, list, dict]:
         with av.open(str(path)) as c:
@@ -123,19 +116,16 @@ def test_cli_on_a_phone_like_clip(clips: list[dict], tmp_path: Path) -> None:
     assert 0 < report["lowest_score"] < 1
 
     dropped = tmp_path / "dropped.mp4"
-    result = subprocess.run([sys.executable, "-m", "veil", "redact", str(src), "-o", str(dropped),
-                             "--drop-audio", "--detect", "fast"], capture_output=True, text=True,
-                            env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = run_cli("redact", src, "-o", dropped, "--drop-audio", "--detect", "fast")
+    assert result.exit_code == 0, result.stderr
     with av.open(str(dropped)) as c:
         assert [s.type for s in c.streams] == ["video"]
 
 
 def test_scan_json_has_time_and_tracks(clips: list[dict]) -> None:
     clip = clips[1]
-    result = subprocess.run([sys.executable, "-m", "veil", "scan", str(clip["path"]), "--json",
-                             "--detect", "fast"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = run_cli("scan", clip["path"], "--json", "--detect", "fast")
+    assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["frame"] for line in lines] == list(range(clip["frames"]))
     assert lines[1]["time"] == pytest.approx(1 / 30, abs=1e-6)

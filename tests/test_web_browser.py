@@ -21,6 +21,8 @@ from PIL import Image
 
 from veil.media.image import read_image
 
+pytestmark = pytest.mark.slow  # a real browser against a `veil review` process
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored: the screenshot shows WIDER pixels
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,13 +41,13 @@ def _need_chromium() -> None:
 
 
 @pytest.fixture()
-def photo(tmp_path: Path, wider_gt) -> Path:  # type: ignore[no-untyped-def]
+def photo(tmp_path: Path, wider_dir: Path, wider_gt) -> Path:  # type: ignore[no-untyped-def]
     """A temporary copy of a WIDER photo with a few clearly visible faces."""
     truth = next(t for t in wider_gt if 3 <= len(t.boxes) <= 8 and t.boxes[:, 2].min() >= 30)
     folder = tmp_path / "story"
     folder.mkdir()
     target = folder / "photo.jpg"
-    shutil.copyfile(truth.image, target)
+    shutil.copyfile(wider_dir / truth.image, target)
     return target
 
 
@@ -188,7 +190,6 @@ def _decode(path: Path) -> list[np.ndarray]:
 
 def test_review_video_keep_track_add_interpolated_export(clip: Path) -> None:
     _need_chromium()
-    pytest.importorskip("veil.video_pipeline", reason="the video pipeline is not part of this tree")
     from playwright.sync_api import sync_playwright
 
     with contextlib.ExitStack() as stack:

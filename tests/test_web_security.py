@@ -206,13 +206,13 @@ def test_video_routes_refuse_pictures_and_bad_frames(server: ReviewServer) -> No
 
 
 def test_review_command_refuses_missing_and_empty_folders(tmp_path: Path) -> None:
-    from helpers import run_veil
+    from helpers import run_cli
 
-    missing = run_veil("review", tmp_path / "nope")
-    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    missing = run_cli("review", tmp_path / "nope")
+    assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
     (tmp_path / "empty").mkdir()
-    empty = run_veil("review", tmp_path / "empty")
-    assert empty.returncode == 1 and "no pictures found" in empty.stderr
+    empty = run_cli("review", tmp_path / "empty")
+    assert empty.exit_code == 1 and "no pictures found" in empty.stderr
 
 
 def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewServer, folder: Path) -> None:

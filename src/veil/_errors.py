@@ -6,6 +6,7 @@
     ├── OutputError         the output cannot be written where asked (exists, not writable, is the input)
     ├── RedactionError      processing failed part-way; nothing was written at the target
     ├── ModelError          a model file is missing, altered, or its optional extra is not installed
+    │   └── MissingExtra      an optional extra the command needs (audit, review) is not installed
     └── AuditFailed         the audit found something that could identify a person
 """
 
@@ -45,3 +46,7 @@ class ModelError(VeilError):
 
 class AuditFailed(VeilError):
     """The audit found a face, a match or metadata that could identify someone."""
+
+
+class MissingExtra(ModelError):
+    """An optional extra the command needs is not installed; the message says what to install."""

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import signal
 import sys
+import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,21 +29,125 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ._errors import OutputError, VeilError
+from ._errors import AuditFailed, MissingExtra, ModelError, OutputError, VeilError
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .audit.second_detector import SecondDetector
 from .batch import Job, collect_jobs
 from .pipeline import default_output, failed_report, redact_file, scan_file
 from .planfile import PlanFile, load_plan
 
+if TYPE_CHECKING:
+    from .audit.report import AuditReport
+
 
 class ExitCode(enum.IntEnum):
-    """Every exit status veil uses, in one place."""
+    """Every exit status veil uses, in one place.
+
+    USAGE covers what the user must fix before any file can be processed: a wrong command line, a
+    plan file or review folder that cannot be used, and a missing optional extra or model file
+    (`pip install 'veil[audit]'` fixes it as surely as a corrected option does). Every command
+    reports a missing extra with 2, so a script can tell "set up veil" from "this input failed".
+    """
 
     OK = 0  # everything asked for was done
     SOME_FAILED = 1  # at least one input failed; the others were still processed
-    USAGE = 2  # the command line was wrong
+    USAGE = 2  # the command line, a file it names, or the installation (a missing extra) was wrong
     AUDIT_FOUND = 3  # the audit found a face, a match or identifying metadata
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); files not finished were not written
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM); files not finished were not written
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that `with` blocks unwind and partial files go.
+
+    A BaseException, like KeyboardInterrupt, so the batch's per-file `except Exception` cannot
+    swallow it and carry on with the next file.
+    """
+
+
+class _BadArgument(VeilError):
+    """A file named on the command line (a plan, the review folder) cannot be used: a usage error."""
+
+
+# The one mapping from what stopped a command to its exit status; the first matching row wins.
+_EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (Terminated, ExitCode.TERMINATED),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED),
+    (_BadArgument, ExitCode.USAGE),
+    (ModelError, ExitCode.USAGE),  # MissingExtra included: the installation must be fixed first
+    (AuditFailed, ExitCode.AUDIT_FOUND),
+    (VeilError, ExitCode.SOME_FAILED),
+)
+
+_STOPPED = "files not finished were not written"
+
+
+def failure(exc: BaseException, about: Path | None = None) -> tuple[str, ExitCode]:
+    """The one-line message (Rich markup, names escaped) and exit code for what stopped a command.
+
+    `about` names the file the command was working on when the error itself carries no path.
+    Anything not in the table is a bug and is not handled here.
+    """
+    code = next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), None)
+    if code is None:
+        raise exc
+    if code is ExitCode.TERMINATED:
+        return f"[red]terminated[/] by SIGTERM; {_STOPPED}", code
+    if code is ExitCode.INTERRUPTED:
+        return f"[red]interrupted[/] by Ctrl-C; {_STOPPED}", code
+    assert isinstance(exc, VeilError)
+    where = exc.path or about
+    return (f"[red]error[/] {shown(where)}: {shown(exc.message)}" if where is not None
+            else f"[red]error[/] {shown(exc.message)}"), code
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reports_failures(command: _F) -> _F:
+    """Turn whatever stops `command` (a VeilError, Ctrl-C, SIGTERM) into one line and its exit code.
+
+    Applied to every command, so each one says the same thing with the same code for the same
+    cause; anything else is a bug and keeps its traceback.
+    """
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (VeilError, KeyboardInterrupt, Terminated) as exc:
+            message, code = failure(exc)
+            err.print(message)
+            raise typer.Exit(code) from None
+
+    return run  # type: ignore[return-value]
+
+
+# Characters that would let a file name rewrite the terminal or fake a line of output: C0/C1
+# controls (newline, ESC), format characters (bidi overrides such as U+202E, zero-width ones),
+# line and paragraph separators, and the lone surrogates undecodable bytes become.
+_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def printable(text: object) -> str:
+    """`text` with every character that could fake or hide output shown as a Python escape.
+
+    Used for every path and message veil prints: a name holding a newline, ESC or U+202E must
+    appear as `\\n`, `\\x1b` or `\\u202e`, not start a fake line, clear the screen or reverse the
+    text. An undecodable byte in a name (a lone surrogate after os.fsdecode) shows as `\\xNN`.
+    """
+    def one(char: str) -> str:
+        if unicodedata.category(char) not in _UNPRINTABLE:
+            return char
+        if 0xDC80 <= ord(char) <= 0xDCFF:
+            return f"\\x{ord(char) - 0xDC00:02x}"
+        return char.encode("unicode_escape").decode("ascii")
+
+    return "".join(map(one, str(text)))
+
+
+def shown(text: object) -> str:
+    """`printable(text)` with Rich markup escaped, for the Rich consoles."""
+    return escape(printable(text))
 
 
 app = typer.Typer(
@@ -48,8 +157,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: one message stays one line in logs and pipes, where Rich would wrap at 80 columns.
+# emoji=False: a name holding ":smile:" is printed as written.
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 # Paths are checked per file by the pipeline, so one unreadable input fails alone (exit 1, not 2).
 InputsArg = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).",
@@ -116,13 +227,14 @@ def _progress() -> Progress:
 
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
              after_each: object = None, plan: PlanFile | None = None) -> list[FileReport]:
-    """Process every job; a failure is reported and the batch goes on."""
+    """Process every job; a file's failure is reported and the batch goes on. A ModelError stops
+    the batch instead: a missing or altered model would fail every remaining file the same way."""
     reports: list[FileReport] = []
     claimed: dict[Path, Path] = {}  # output -> the input of this batch it was written for
     with _progress() if show_progress else _NullProgress() as progress:
         files_task = progress.add_task("files", total=len(jobs)) if len(jobs) > 1 else None
         for job in jobs:
-            frames_task = progress.add_task(job.source.name[:40], total=None)
+            frames_task = progress.add_task(shown(job.source.name[:40]), total=None)
 
             def on_frames(done: int, total: int | None, _task: object = frames_task) -> None:
                 progress.update(_task, completed=done, total=total)
@@ -135,20 +247,20 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                                      plan=plan.for_input(job.source) if plan is not None else None)
                 if callable(after_each):
                     report = after_each(report)
+            except ModelError:
+                raise  # the installation, not this file: every other file would fail the same way
             except VeilError as exc:
                 report = failed_report(job.source, exc)
-            except KeyboardInterrupt:
-                raise
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 report = failed_report(job.source, exc)
             progress.remove_task(frames_task)
             reports.append(report)
             if report.ok:
-                err.print(f"[green]done[/] {escape(str(report.path))} -> {escape(str(report.output))} "
+                err.print(f"[green]done[/] {shown(report.path)} -> {shown(report.output)} "
                           f"({report.faces} face{'s' if report.faces != 1 else ''} masked"
                           f"{f' over {report.frames} frames' if report.kind == 'video' else ''})")
             else:
-                err.print(f"[red]error[/] {escape(str(report.path))}: {escape(str(report.error))}")
+                err.print(f"[red]error[/] {shown(report.path)}: {shown(report.error)}")
             if files_task is not None:
                 progress.advance(files_task)
     return reports
@@ -207,6 +319,7 @@ def _version() -> str:
 
 
 @app.command()
+@_reports_failures
 def redact(
     inputs: InputsArg,
     output: Annotated[Optional[Path], typer.Option(
@@ -241,16 +354,14 @@ def redact(
     _warn_reversible(config.mask)
     jobs = collect_jobs(inputs, output)
     if not jobs:
-        err.print("[red]error[/] no media files found in the given inputs")
-        raise typer.Exit(ExitCode.SOME_FAILED)
+        raise VeilError("no media files found in the given inputs")
     edit_plan = None
     if plan_file is not None:
         try:
             edit_plan = load_plan(plan_file)
             edit_plan.check_inputs([job.source for job in jobs])
         except VeilError as exc:
-            err.print(f"[red]error[/] {escape(str(exc.path or plan_file))}: {escape(exc.message)}")
-            raise typer.Exit(ExitCode.USAGE) from None
+            raise _BadArgument(exc.message, exc.path or plan_file) from None
     audit_hook = _audit_hook(config) if audit else None
     reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan,
                        after_each=audit_hook)
@@ -270,9 +381,8 @@ def _audit_hook(config: Config) -> object:
 
     try:
         require_models()
-    except VeilError as exc:
-        err.print(f"[red]error[/] --audit: {escape(exc.message)}")
-        raise typer.Exit(ExitCode.SOME_FAILED) from None
+    except ModelError as exc:
+        raise MissingExtra(f"--audit: {exc.message}") from None
 
     def after_each(file_report: FileReport) -> FileReport:
         if not file_report.ok or file_report.output is None:
@@ -281,16 +391,24 @@ def _audit_hook(config: Config) -> object:
             result = audit_file(file_report.path, file_report.output, config)
         except VeilError as exc:
             # The output was written; say plainly that it was not audited rather than fail it.
-            err.print(f"[red]audit not done[/] {escape(str(file_report.output))}: {escape(exc.message)}")
+            err.print(f"[red]audit not done[/] {shown(file_report.output)}: {shown(exc.message)}")
             return replace(file_report, audit={"error": exc.message})
         colour = "green" if result.clean else "red"
-        err.print(f"[{colour}]audit[/] " + escape(result.summary()))
+        err.print(f"[{colour}]audit[/] " + escape(_summary(result)))
         return replace(file_report, audit=result.to_json())
 
     return after_each
 
 
+def _summary(result: AuditReport, max_lines: int = 12) -> str:
+    """The audit's summary with every line printable; the file's name is made printable first, so
+    a newline inside it cannot split the verdict line."""
+    text = result.summary(max_lines=max_lines).replace(str(result.redacted), printable(result.redacted))
+    return "\n".join(printable(line) for line in text.splitlines())
+
+
 @app.command("audit")
+@_reports_failures
 def audit_command(
     original: Annotated[Path, typer.Argument(help="The file before redaction.", show_default=False)],
     redacted: Annotated[Path, typer.Argument(help="The redacted file to check.", show_default=False)],
@@ -315,19 +433,21 @@ def audit_command(
         result = audit_file(original, redacted, config, second_detector=second_detector,
                             all_frames=all_frames)
     except VeilError as exc:
-        err.print(f"[red]error[/] {escape(str(exc.path or redacted))}: {escape(exc.message)}")
-        raise typer.Exit(ExitCode.SOME_FAILED) from None
+        if exc.path is None:
+            raise type(exc)(exc.message, redacted) from None
+        raise
     data = result.to_json()
     if report is not None:
         report.write_text(json.dumps(data, indent=2) + "\n")
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
     else:
-        sys.stdout.write(result.summary(max_lines=50) + "\n")
+        sys.stdout.write(_summary(result, max_lines=50) + "\n")
     raise typer.Exit(ExitCode.OK if result.clean else ExitCode.AUDIT_FOUND)
 
 
 @app.command()
+@_reports_failures
 def scan(
     inputs: InputsArg,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line per image or frame.")] = False,
@@ -346,15 +466,16 @@ def scan(
                     sys.stdout.flush()
                 elif frame.frame == 0 or frame.faces:
                     where = f" frame {frame.frame}" if frame.time is not None else ""
-                    out.print(f"{frame.path}{where}: {len(frame.faces)} face"
+                    out.print(f"{shown(frame.path)}{where}: {len(frame.faces)} face"
                               f"{'s' if len(frame.faces) != 1 else ''}")
         except VeilError as exc:
             failed += 1
-            err.print(f"[red]error[/] {escape(str(job.source))}: {escape(exc.message)}")
+            err.print(failure(exc, job.source)[0])
     raise typer.Exit(ExitCode.SOME_FAILED if failed else ExitCode.OK)
 
 
 @app.command("eval")
+@_reports_failures
 def eval_command(
     annotations: Annotated[Path, typer.Option(
         "--annotations", exists=True, dir_okay=False,
@@ -380,8 +501,9 @@ def eval_command(
     try:
         report = evaluate(truths, images or annotations.parent, config, label=detect.value)
     except VeilError as exc:
-        err.print(f"[red]error[/] {escape(str(exc.path or annotations))}: {escape(exc.message)}")
-        raise typer.Exit(ExitCode.SOME_FAILED) from None
+        if exc.path is None:
+            raise type(exc)(exc.message, annotations) from None
+        raise
     if as_json:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")
     else:
@@ -390,6 +512,7 @@ def eval_command(
 
 
 @app.command()
+@_reports_failures
 def review(
     target: Annotated[Path, typer.Argument(help="A picture, or a folder of pictures (searched "
                                            "recursively). Default: the current folder.")] = Path("."),
@@ -406,23 +529,20 @@ def review(
     try:
         from .web import Library, ReviewServer
     except ImportError as exc:
-        err.print("[red]error[/] the review app needs its extra: " + escape(f"pip install 'veil[review]' ({exc})"))
-        raise typer.Exit(ExitCode.USAGE) from None
+        raise MissingExtra(f"the review app needs its extra: pip install 'veil[review]' ({exc})") from None
     import webbrowser
 
     config = _config(detect=detect, threshold=threshold)
     try:
         library = Library.open(target, config, output)
     except VeilError as exc:
-        err.print(f"[red]error[/] {escape(str(exc.path or target))}: {escape(exc.message)}")
-        raise typer.Exit(ExitCode.USAGE) from None
+        raise _BadArgument(exc.message, exc.path or target) from None
     if not library.items:
-        err.print(f"[red]error[/] no pictures found in {escape(str(target))}")
-        raise typer.Exit(ExitCode.SOME_FAILED)
+        raise VeilError(f"no pictures found in {target}")
     server = ReviewServer(library, port)
     # Plain writes: a console library could wrap the long address.
     sys.stdout.write(f"veil review: {len(library.items)} picture{'s' if len(library.items) != 1 else ''} "
-                     f"in {library.root}\nOpen this address in your browser (it holds a one-time key; "
+                     f"in {printable(library.root)}\nOpen this address in your browser (it holds a one-time key; "
                      f"do not share it):\n\n  {server.url}\n\nPress Ctrl+C to stop.\n")
     sys.stdout.flush()
     if open_browser:
@@ -433,13 +553,29 @@ def review(
 app.command("serve", help="Same as `veil review`.")(review)
 
 
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handler: unwind the main thread like Ctrl-C does, once.
+
+    A second SIGTERM during that unwinding is ignored, so it cannot cut the clean-up of a partial
+    file short; SIGKILL still stops veil at once.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point; usage errors exit 2 (Click's convention)."""
+    """Console-script entry point; usage errors exit 2 (Click's convention).
+
+    Commands report their own interruptions (see `_reports_failures`); this catches those that
+    arrive outside a command, e.g. while Python is still importing the detector.
+    """
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/]: no partial output was left at any target path")
-        sys.exit(130)
+    except (KeyboardInterrupt, Terminated) as exc:
+        message, code = failure(exc)
+        err.print(message)
+        sys.exit(code)
 
 
-__all__ = ["app", "main", "ExitCode", "default_output"]
+__all__ = ["app", "main", "ExitCode", "Terminated", "failure", "printable", "default_output"]
