@@ -477,8 +477,8 @@ def test_cli_refuses_a_hostile_plan_as_a_usage_error(tmp_path: Path, text: str) 
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(source)
     plan_path = tmp_path / "plan.jsonl"
     plan_path.write_text('{"add": [0, 0, 5, 5]}\n' + text + "\n")
-    result = run_veil("redact", source, "--plan", plan_path)
-    assert result.returncode == 2, result.stderr
+    result = run_cli("redact", source, "--plan", plan_path)
+    assert result.exit_code == 2, result.stderr
     assert "Traceback" not in result.stderr and "line 2:" in result.stderr
     assert "plan.jsonl" in result.stderr
     assert not (tmp_path / "a.redacted.png").exists()
