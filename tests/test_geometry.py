@@ -154,6 +154,24 @@ def test_prioritised_matching_takes_the_evaluations_pairs(seed: int) -> None:
     assert np.array_equal(np.isin(np.arange(len(preds)), rows), pred_matched)
 
 
+def test_matching_in_rounds_takes_the_pairs_the_one_by_one_greedy_takes() -> None:
+    from veil.geometry import _take_in_order
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n_rows, n_cols = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        pairs = rng.integers(0, [n_rows, n_cols], (int(rng.integers(1, 200)), 2))
+        pairs = np.unique(pairs, axis=0)[rng.permutation(len(np.unique(pairs, axis=0)))]
+        expected, used_r, used_c = [], set(), set()
+        for r, c in pairs.tolist():  # the plain loop, best pair first
+            if r not in used_r and c not in used_c:
+                used_r.add(r)
+                used_c.add(c)
+                expected.append((r, c))
+        rows, cols = _take_in_order(pairs[:, 0], pairs[:, 1])
+        assert list(zip(rows.tolist(), cols.tolist())) == expected
+
+
 def test_priority_lets_a_weaker_overlap_win() -> None:
     # Row 1 overlaps column 0 best, but row 0 is served first and takes it.
     affinity = np.array([[0.6, 0.0], [0.9, 0.7]])

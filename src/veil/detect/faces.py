@@ -12,7 +12,8 @@ import numpy as np
 from .._errors import ModelError
 from .._models import CENTERFACE, model_path
 from .._types import DetectPreset, Detections
-from .nms import iou_matrix, nms
+from ..geometry import iou_matrix, touches_edge
+from .nms import nms
 
 # CenterFace predicts on a stride-4 grid and its backbone downsamples by 32, so inputs are padded
 # (never stretched) to a multiple of 32.
@@ -72,12 +73,6 @@ class DetectorSettings:
             edge = touches_edge(detections.boxes, width, height)
             needed = np.where(edge, needed * np.float32(self.edge_scale), needed)
         return detections.scores >= needed
-
-
-def touches_edge(boxes: np.ndarray, width: int, height: int, tolerance: float = 1.0) -> np.ndarray:
-    """Which xyxy boxes reach (within `tolerance` px) the edge of a width x height image."""
-    return ((boxes[:, 0] <= tolerance) | (boxes[:, 1] <= tolerance)
-            | (boxes[:, 2] >= width - tolerance) | (boxes[:, 3] >= height - tolerance))
 
 
 # Measured with benchmarks/eval_recall.py on ../shared/data/wider_dev (see the README's recall table).
