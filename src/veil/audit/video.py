@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from .._errors import InputError
 from .._types import Config, Detections, FrameScan, MaskPlan
 from ..detect.base import Detector
+from ..geometry import xywh_to_xyxy
 from .report import AuditReport, FaceAudit, Finding, MetadataField, MetadataFlag
 from .second_detector import SecondDetector
 
@@ -78,10 +79,9 @@ def _decoded(path: Path) -> Iterator[np.ndarray]:
 
 def _faces(scan: FrameScan, config: Config) -> tuple[Detections, MaskPlan]:
     """veil's faces in one scanned frame and their mask regions, one row each."""
-    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (f.box for f in scan.faces)],
-                     np.float32).reshape(-1, 4)
-    regions = np.array([[x, y, x + w, y + h] for x, y, w, h in (f.mask for f in scan.faces)],
-                       np.int64).reshape(-1, 4)
+    # Summed in float64 and rounded to float32 once: summing in float32 would round twice.
+    boxes = xywh_to_xyxy(np.array([f.box for f in scan.faces], np.float64)).astype(np.float32)
+    regions = xywh_to_xyxy(np.array([f.mask for f in scan.faces], np.int64))
     scores = np.array([f.score for f in scan.faces], np.float32)
     tracks = np.array([f.track for f in scan.faces], np.int64)
     return Detections(boxes, scores, track_ids=tracks), MaskPlan(regions, config.shape, tracks)
