@@ -24,7 +24,7 @@ def audit_file(original: str | Path, redacted: str | Path, config: Config = Conf
                detector: Detector | None = None,
                second_detector: SecondDetector = SecondDetector.HOG,
                all_frames: bool = False) -> AuditReport:
-    """Audit `redacted` against `original` and return every finding (see the module docstring).
+    """Audit `redacted` against `original` and return every finding (the checks: see veil/audit/__init__.py).
 
     Raises ModelError (naming the `audit` extra) when dlib or its models are missing, InputError
     when either file cannot be read or the two do not have the same size.
