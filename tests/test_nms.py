@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.detect.nms import _nms_numpy, iou_matrix, nms
+from veil.detect.nms import _nms_numpy, nms
+from veil.geometry import iou_matrix
 
 
 def reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 
 from veil._types import Config, DetectPreset
 from veil.detect import faces, quantize
-from veil.detect.faces import FaceDetector, fp32_model
+from veil.detect.faces import FaceDetector
+from veil.detect.model import fp32_model
 from veil.evaluate import read_annotations, score_plan, summarise
 from veil.media.image import read_image
 from veil.plan import plan_masks

@@ -192,7 +192,7 @@ def test_a_zoom_scales_carried_masks() -> None:
 
 
 def test_only_nearby_pairs_are_compared_but_none_that_could_link_is_missed() -> None:
-    from veil.detect.nms import iou_matrix
+    from veil.geometry import iou_matrix
     from veil.track import _near_pairs
 
     rng = np.random.default_rng(3)
@@ -232,25 +232,6 @@ def test_a_moving_crowd_keeps_its_track_ids() -> None:
     for frame in out[1:27]:
         if frame.index % 3:  # the frames between detections: every face carried, none twice
             assert sorted(frame.detections.track_ids.tolist()) == sorted(first.tolist())
-
-
-def test_matching_in_rounds_takes_the_pairs_the_one_by_one_greedy_takes() -> None:
-    from veil.track import _greedy
-
-    rng = np.random.default_rng(5)
-    for _ in range(200):
-        n_tracks, n_rows = int(rng.integers(1, 30)), int(rng.integers(1, 30))
-        pairs = rng.integers(0, [n_tracks, n_rows], (int(rng.integers(0, 200)), 2))
-        pairs = np.unique(pairs, axis=0)[rng.permutation(len(np.unique(pairs, axis=0)))]
-        expected, used_t, used_r = set(), set(), set()
-        for t, r in pairs.tolist():  # the plain loop, best pair first
-            if t not in used_t and r not in used_r:
-                used_t.add(t)
-                used_r.add(r)
-                expected.add((t, r))
-        tracks, rows = _greedy(pairs[:, 0], pairs[:, 1], n_tracks, n_rows)
-        assert set(zip(tracks.tolist(), rows.tolist())) == expected
-        assert len(tracks) == len(expected)
 
 
 def test_pipeline_settings_turn_seconds_into_frames() -> None:

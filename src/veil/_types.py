@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .geometry import xyxy_to_xywh
+
 
 class MaskStyle(str, enum.Enum):
     """How a masked region's pixels are replaced."""
@@ -172,7 +174,8 @@ class MaskPlan:
         return MaskPlan(self.boxes[index], self.shape, self.track_ids[index], self.sources[index])
 
     def xywh(self) -> list[list[int]]:
-        return [[int(x0), int(y0), int(x1 - x0), int(y1 - y0)] for x0, y0, x1, y1 in self.boxes]
+        """The regions as x, y, w, h lists of ints: the form reports and plan files use."""
+        return xyxy_to_xywh(self.boxes).tolist()
 
     def mask_area(self, width: int, height: int) -> int:
         """Pixels covered by the union of regions (boxes), for over-masking figures."""

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._types import Config, Detections, MaskPlan
-from .detect.nms import iou_matrix
+from .geometry import greedy_match_matrix, iou_matrix, xywh_to_xyxy
 
 MATCH_IOU = 0.5  # a detection finds a face at IoU >= 0.5 (the WIDER FACE rule)
 COVERED_FRACTION = 0.8  # a face is covered when >= 80 % of its box is masked
@@ -87,11 +87,6 @@ class FrameTruth:
     @property
     def ignore_xyxy(self) -> np.ndarray:
         return xywh_to_xyxy(self.ignore)
-
-
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    b = _boxes(boxes)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:4]], axis=1)
 
 
 def read_annotations(path: str | Path) -> list[FrameTruth]:
@@ -178,12 +173,11 @@ def match_one_to_one(truth_xyxy: np.ndarray, pred_xyxy: np.ndarray, scores: np.n
     if len(truth_xyxy) == 0 or len(pred_xyxy) == 0:
         return face_matched, pred_matched
     ious = iou_matrix(pred_xyxy.astype(np.float32), truth_xyxy.astype(np.float32)).astype(np.float64)
-    for p in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
-        candidates = np.where(face_matched, -1.0, ious[p])
-        best = int(np.argmax(candidates))
-        if candidates[best] >= iou_threshold:
-            face_matched[best] = True
-            pred_matched[p] = True
+    rank = np.empty(len(pred_xyxy), np.int64)  # 0 for the highest score; ties keep input order
+    rank[np.argsort(-np.asarray(scores, np.float64), kind="stable")] = np.arange(len(pred_xyxy))
+    preds, faces = greedy_match_matrix(ious, iou_threshold, row_priority=rank)
+    face_matched[faces] = True
+    pred_matched[preds] = True
     return face_matched, pred_matched
 
 
@@ -234,8 +228,8 @@ def score_frame(truth_xywh: np.ndarray, ignore_xywh: np.ndarray, detections_xyxy
     (K, 4) x0, y0, x1, y1 (veil's MaskPlan.boxes, end-exclusive) or a boolean (height, width) array of
     masked pixels (e.g. redact.coverage_mask for ellipse shapes).
     """
-    truth = xywh_to_xyxy(truth_xywh)
-    ignore = xywh_to_xyxy(ignore_xywh)
+    truth = xywh_to_xyxy(_boxes(truth_xywh))
+    ignore = xywh_to_xyxy(_boxes(ignore_xywh))
     preds = np.asarray(detections_xyxy, np.float64).reshape(-1, 4)
     scores = np.ones(len(preds)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
     if len(scores) != len(preds):

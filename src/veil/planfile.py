@@ -32,6 +32,7 @@ import numpy as np
 
 from ._errors import InputError
 from ._types import MaskPlan, RegionSource
+from .geometry import greedy_match_matrix, iou_matrix, xywh_to_pixel_xyxy, xywh_to_xyxy
 from .plan import clip_regions
 
 # A listed face is the same face as one of veil's regions when their regions overlap this much
@@ -245,7 +246,7 @@ class EditPlan:
                 raise InputError(f"line {edit.line}: the plan describes frame {frame_index} as "
                                  f"{edit.width}x{edit.height} but the input is {width}x{height}; "
                                  "was the plan made for another file?", self.source)
-            listed = [_xyxy(f.mask) for f in edit.faces]
+            listed = [xywh_to_pixel_xyxy(f.mask) for f in edit.faces]
             pairs = _match(listed, boxes)
             for face_index, face in enumerate(edit.faces):
                 row = pairs.get(face_index)
@@ -281,7 +282,10 @@ class EditPlan:
         for release in self.releases:
             if not release.active(frame_index):
                 continue
-            for i, box in enumerate(boxes):
+            if release.box is not None:
+                overlap = iou_matrix(np.array([xywh_to_pixel_xyxy(release.box)], np.float64),
+                                     np.asarray(boxes, np.float64).reshape(-1, 4), np.float64)[0]
+            for i in range(len(boxes)):
                 if actions[i] is not FaceAction.MASK:
                     continue
                 if release.track is not None:
@@ -290,7 +294,7 @@ class EditPlan:
                             actions[i] = release.action
                     elif tracks[i] == release.track:
                         actions[i] = release.action
-                elif release.box is not None and _iou(_xyxy(release.box), box) >= MATCH_IOU:
+                elif release.box is not None and overlap[i] >= MATCH_IOU:
                     actions[i] = release.action
 
         regions = [ReviewedRegion(boxes[i], actions[i], RegionSource(sources[i]), tracks[i], origin[i])
@@ -299,7 +303,7 @@ class EditPlan:
             box = add.box_at(frame_index)
             if box is None:
                 continue
-            region = clip_regions(np.array([_xyxy_float(box)], np.float64), width, height)[0]
+            region = clip_regions(xywh_to_xyxy(np.array([box], np.float64)), width, height)[0]
             if region[2] <= region[0] or region[3] <= region[1]:
                 raise InputError(f"line {add.line}: the added region lies outside the "
                                  f"{width}x{height} frame", self.source)
@@ -586,37 +590,17 @@ def _first_line(plan: PlanFile, raw: str) -> str:
     return ""
 
 
-def _xyxy(box: Sequence[float]) -> tuple[int, int, int, int]:
-    x, y, w, h = box
-    return (int(math.floor(x)), int(math.floor(y)), int(math.ceil(x + w)), int(math.ceil(y + h)))
-
-
-def _xyxy_float(box: Sequence[float]) -> tuple[float, float, float, float]:
-    x, y, w, h = box
-    return (x, y, x + w, y + h)
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _match(listed: list[tuple[int, int, int, int]], computed: list[tuple[int, ...]]) -> dict[int, int]:
-    """Pair listed faces with computed regions one to one, best overlap first, above MATCH_IOU."""
-    candidates = sorted(((_iou(a, b), i, j) for i, a in enumerate(listed) for j, b in enumerate(computed)),
-                        reverse=True)
-    pairs: dict[int, int] = {}
-    used: set[int] = set()
-    for iou, i, j in candidates:
-        if iou < MATCH_IOU:
-            break
-        if i not in pairs and j not in used:
-            pairs[i] = j
-            used.add(j)
-    return pairs
+    """Pair listed faces with computed regions one to one, best overlap first, at MATCH_IOU or more.
+
+    Among equal overlaps the later listed face and then the later region win, as they always
+    have here; matching the reversed lists under the shared earliest-first tie rule keeps that.
+    IoUs are compared in float64: the boxes are whole pixels, so equal overlaps stay exactly equal.
+    """
+    a = np.asarray(listed[::-1], np.float64).reshape(-1, 4)
+    b = np.asarray(computed[::-1], np.float64).reshape(-1, 4)
+    rows, cols = greedy_match_matrix(iou_matrix(a, b, np.float64), MATCH_IOU)
+    return {len(listed) - 1 - r: len(computed) - 1 - c for r, c in zip(rows.tolist(), cols.tolist())}
 
 
 __all__ = ["EditPlan", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU",

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._types import Detections, RegionSource
-from .detect.nms import iou_pairs
+from .geometry import greedy_match, iou_pairs, touches_edge
 from .motion import IDENTITY, transform_boxes
 
 
@@ -132,34 +132,6 @@ def _near_pairs(predicted: np.ndarray, boxes: np.ndarray, reach: np.ndarray) -> 
     di = by_x[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - lo, counts)]
     near = np.abs(pc[ti, 1] - dc[di, 1]) <= limit[ti, 1]
     return ti[near], di[near]
-
-
-def _greedy(tracks: np.ndarray, rows: np.ndarray, n_tracks: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matching over (track, row) pairs sorted best first: a pair is taken unless an
-    earlier taken pair has its track or its row. Returns the taken pairs' tracks and rows.
-
-    Worked in rounds rather than pair by pair: a pair that comes first for both its track and
-    its row among the pairs left is taken (nothing before it can block it), and the pairs it
-    blocks are dropped. This takes exactly the pairs the one-by-one loop would.
-    """
-    taken_tracks, taken_rows = [], []
-    while len(tracks):
-        first_track = np.zeros(len(tracks), bool)
-        first_track[np.unique(tracks, return_index=True)[1]] = True
-        first_row = np.zeros(len(tracks), bool)
-        first_row[np.unique(rows, return_index=True)[1]] = True
-        take = first_track & first_row
-        taken_tracks.append(tracks[take])
-        taken_rows.append(rows[take])
-        track_used = np.zeros(n_tracks, bool)
-        track_used[tracks[take]] = True
-        row_used = np.zeros(n_rows, bool)
-        row_used[rows[take]] = True
-        left = ~(track_used[tracks] | row_used[rows])
-        tracks, rows = tracks[left], rows[left]
-    if not taken_tracks:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(taken_tracks), np.concatenate(taken_rows)
 
 
 class _Observations:
@@ -272,10 +244,8 @@ class Tracker:
             allowed = ((iou >= s.min_iou) | (distance <= reach[ti])) & \
                 (ratio <= s.max_size_ratio) & (ratio >= 1 / s.max_size_ratio)
             # Greedy one-to-one matching, best affinity first (ties: track, then detection order).
-            ti, di = ti[allowed], di[allowed]
             affinity = iou[allowed] - 0.5 * distance[allowed]
-            order = np.lexsort((di, ti, -affinity))
-            picked_tracks, matched_rows = _greedy(ti[order], di[order], len(candidates), n)
+            picked_tracks, matched_rows = greedy_match(ti[allowed], di[allowed], affinity)
             matched_tracks = candidates[picked_tracks]
             ids[matched_rows] = self._ids[matched_tracks]
         new_rows = np.flatnonzero(ids < 0)
@@ -411,8 +381,7 @@ class Tracker:
         if self.settings.frame_size is None:
             return np.zeros(len(boxes), bool)
         width, height = self.settings.frame_size
-        e = self.settings.edge_px
-        return (boxes[:, 0] <= e) | (boxes[:, 1] <= e) | (boxes[:, 2] >= width - e) | (boxes[:, 3] >= height - e)
+        return touches_edge(boxes, width, height, self.settings.edge_px)
 
     def _forget(self, released: int, position: np.ndarray) -> None:
         """Drop detections and tracks that can no longer affect frames after `released`."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import ExifTags, Image
 
-from .report import MetadataField, MetadataFlag
+from .report import Finding, FindingKind, MetadataField, MetadataFlag
 
 _TIME_TAGS = {0x0132, 0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9290, 0x9291, 0x9292}
 _CAMERA_TAGS = {0x010F, 0x0110, 0x927C, 0xA420, 0xA431, 0xA433, 0xA434, 0xA435, 0xC62F, 0xC614}
@@ -129,3 +129,11 @@ def _text_flag(key: str) -> MetadataFlag | None:
     if lowered in ("author", "artist", "owner"):
         return MetadataFlag.OWNER
     return None
+
+
+def metadata_findings(fields: list[MetadataField], frame: int = 0) -> list[Finding]:
+    """One finding per flagged field; unflagged fields are listed in the report but are no leak."""
+    return [Finding(FindingKind.IDENTIFYING_METADATA,
+                    f"{field.flag.value} metadata left in the output: {field.group} {field.name} = "
+                    f"{field.value}", frame=frame, field=f"{field.group}:{field.name}")
+            for field in fields if field.flag is not None]

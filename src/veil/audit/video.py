@@ -85,7 +85,8 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
 
     from ..media.video import main_video_stream
     from ..pipeline import planned_file
-    from . import audit_frame, metadata_findings
+    from .frame import audit_frame
+    from .metadata import metadata_findings
 
     with av.open(str(original), metadata_errors="ignore") as container:
         stream = main_video_stream(container)

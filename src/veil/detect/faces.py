@@ -10,14 +10,10 @@ from functools import lru_cache
 import numpy as np
 
 from .._errors import ModelError
-from .._models import CENTERFACE, model_path
 from .._types import Detections
-from .nms import iou_matrix, nms
-
-# CenterFace predicts on a stride-4 grid and its backbone downsamples by 32, so inputs are padded
-# (never stretched) to a multiple of 32.
-_STRIDE = 32
-
+from ..geometry import iou_matrix, touches_edge
+from .model import fp32_model, network_input
+from .nms import nms
 
 # Face-height edges (frame pixels) of the score-threshold tiers: the README's size buckets.
 SIZE_EDGES: tuple[float, ...] = (16.0, 32.0, 64.0)
@@ -74,37 +70,6 @@ class DetectorSettings:
         return detections.scores >= needed
 
 
-def touches_edge(boxes: np.ndarray, width: int, height: int, tolerance: float = 1.0) -> np.ndarray:
-    """Which xyxy boxes reach (within `tolerance` px) the edge of a width x height image."""
-    return ((boxes[:, 0] <= tolerance) | (boxes[:, 1] <= tolerance)
-            | (boxes[:, 2] >= width - tolerance) | (boxes[:, 3] >= height - tolerance))
-
-
-@lru_cache(maxsize=1)
-def fp32_model():  # type: ignore[no-untyped-def]
-    """The pinned CenterFace graph, made shape-dynamic (its batch, height and width symbolic)."""
-    try:
-        import onnx
-    except ImportError as exc:  # pragma: no cover - a hard dependency
-        raise ModelError(f"onnx is required: {exc}") from exc
-    model = onnx.load(str(model_path(CENTERFACE)))
-    graph = model.graph
-    # The shipped graph is fixed at 10x3x32x32; make batch, height and width symbolic.
-    dims = {"input.1": ["B", 3, "H", "W"], "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
-            "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
-    for value in list(graph.input) + list(graph.output):
-        if value.name in dims:
-            for dim, new in zip(value.type.tensor_type.shape.dim, dims[value.name]):
-                if isinstance(new, str):
-                    dim.dim_param = new
-                else:
-                    dim.dim_value = new
-    # Initializers listed as graph inputs block constant folding (and make onnxruntime chatty).
-    initializer_names = {init.name for init in graph.initializer}
-    kept = [i for i in graph.input if i.name not in initializer_names]
-    del graph.input[:]
-    graph.input.extend(kept)
-    return model
 
 
 @lru_cache(maxsize=1)
@@ -148,15 +113,6 @@ def _session(threads: int, int8: bool = False):  # type: ignore[no-untyped-def]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model if int8 else fp32_model().SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
-
-
-def network_input(image: np.ndarray) -> np.ndarray:
-    """The (1, 3, H, W) float blob CenterFace takes: the RGB image, zero-padded to multiples of 32."""
-    h, w = image.shape[:2]
-    ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
-    blob = np.zeros((1, 3, ph, pw), np.float32)
-    blob[0, :, :h, :w] = image.transpose(2, 0, 1)
-    return blob
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -153,7 +153,7 @@ def calibration_images(seed: int = 0) -> list[np.ndarray]:
     import cv2
     import skimage.data as samples
 
-    from .faces import network_input
+    from .model import network_input
 
     rng = np.random.default_rng(seed)
     scenes = [samples.astronaut(), samples.coffee(), samples.chelsea(), samples.rocket(),
@@ -179,7 +179,7 @@ def calibrate(out: Path = RANGES) -> None:
     """Recompute the activation ranges (MinMax over calibration_images) into `out`."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    from .faces import fp32_model
+    from .model import fp32_model
 
     blobs = calibration_images()
 
@@ -203,7 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Rebuild or check the INT8 CenterFace.")
     parser.add_argument("--calibrate", action="store_true", help=f"rewrite {RANGES.name}")
     args = parser.parse_args()
-    from .faces import fp32_model
+    from .model import fp32_model
 
     if args.calibrate:
         calibrate()
