@@ -13,6 +13,7 @@ from ._atomic import atomic_output, check_target
 from ._errors import InputError, OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan, RegionSource
 from .detect.base import Detector
+from .media.dequantise import detection_view
 from .media.image import encode_image, read_image
 from .media.kinds import MediaKind, media_kind
 from .plan import plan_masks
@@ -39,7 +40,7 @@ def scan_image(pixels: np.ndarray, config: Config = Config(),
                detector: Detector | None = None) -> tuple[Detections, MaskPlan]:
     """Detect faces in an upright RGB frame and plan their masks."""
     detector = detector or detector_for(config)
-    detections = detector(pixels)
+    detections = detector(detection_view(pixels))  # dithered/1-bit: a smoothed copy, else pixels
     plan = plan_masks(detections, pixels.shape[1], pixels.shape[0], config)
     return detections, plan
 

@@ -30,6 +30,7 @@ from .._errors import InputError
 from .._types import Config, Detections, MaskPlan
 from ..detect.base import Detector
 from ..detect.nms import iou_matrix
+from ..media.dequantise import detection_view
 from ..media.image import read_image
 from ..media.kinds import MediaKind, media_kind
 from ..plan import face_regions
@@ -153,7 +154,9 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     if detections is None:
         from ..pipeline import detector_for
 
-        detections = (detector or detector_for(config))(original)
+        # The same view veil's scan uses (a dithered original is smoothed), else the audit would
+        # expect no mask where veil's scan finds a face.
+        detections = (detector or detector_for(config))(detection_view(original))
     plan = regions if regions is not None else veil_regions(detections, width, height, config)
     if len(plan) != len(detections):
         raise ValueError(f"{len(plan)} regions for {len(detections)} detections")
@@ -301,8 +304,8 @@ def audit_file(original: str | Path, redacted: str | Path, config: Config = Conf
         raise InputError(f"the redacted image is {after.width}x{after.height} but the original is "
                          f"{before.width}x{before.height}; the audit compares them pixel by pixel",
                          redacted)
-    result = audit_frame(before.pixels, after.pixels, config, detector=detector,
-                         second_detector=second_detector)
+    result = audit_frame(before.pixels, pixel_check.matched_levels(before.pixels, after.pixels),
+                         config, detector=detector, second_detector=second_detector)
     started = time.perf_counter()
     fields = image_metadata(redacted)
     seconds = dict(result.seconds, metadata=time.perf_counter() - started)
