@@ -223,6 +223,7 @@ def test_scan_refuses_a_fifo_and_scans_the_rest(fifo_batch: tuple[Path, Path, Pa
     assert f"{good}: 1 face" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fifo_is", ["original", "redacted"])
 def test_audit_refuses_a_fifo(fifo_batch: tuple[Path, Path, Path], fifo_is: str) -> None:
     pytest.importorskip("dlib")

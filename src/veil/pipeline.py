@@ -13,7 +13,7 @@ from ._atomic import atomic_output, check_target
 from ._errors import InputError, OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FaceRecord, FileReport, FrameScan, MaskPlan, RegionSource
 from .detect.base import Detector
-from .media.dequantise import detection_view
+from .media.dequantise import detection_view, quantised_detector
 from .media.image import encode_image, read_image
 from .media.kinds import MediaKind, media_kind
 from .plan import plan_masks
@@ -39,8 +39,11 @@ def detector_for(config: Config) -> Detector:
 def scan_image(pixels: np.ndarray, config: Config = Config(),
                detector: Detector | None = None) -> tuple[Detections, MaskPlan]:
     """Detect faces in an upright RGB frame and plan their masks."""
+    view = detection_view(pixels)  # 1-bit/dithered: a smoothed copy, else the pixels themselves
+    if detector is None and view is not pixels:
+        detector = quantised_detector(config)  # dots score lower: lowered thresholds
     detector = detector or detector_for(config)
-    detections = detector(detection_view(pixels))  # dithered/1-bit: a smoothed copy, else pixels
+    detections = detector(view)
     plan = plan_masks(detections, pixels.shape[1], pixels.shape[0], config)
     return detections, plan
 

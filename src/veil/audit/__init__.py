@@ -30,7 +30,7 @@ from .._errors import InputError
 from .._types import Config, Detections, MaskPlan
 from ..detect.base import Detector
 from ..detect.nms import iou_matrix
-from ..media.dequantise import detection_view
+from ..media.dequantise import detection_view, quantised_detector
 from ..media.image import read_image
 from ..media.kinds import MediaKind, media_kind
 from ..plan import face_regions
@@ -154,9 +154,12 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     if detections is None:
         from ..pipeline import detector_for
 
-        # The same view veil's scan uses (a dithered original is smoothed), else the audit would
-        # expect no mask where veil's scan finds a face.
-        detections = (detector or detector_for(config))(detection_view(original))
+        # What veil's scan does (a dithered original is smoothed and searched at lowered
+        # thresholds), else the audit would expect no mask where veil's scan finds a face.
+        view = detection_view(original)
+        if detector is None and view is not original:
+            detector = quantised_detector(config)
+        detections = (detector or detector_for(config))(view)
     plan = regions if regions is not None else veil_regions(detections, width, height, config)
     if len(plan) != len(detections):
         raise ValueError(f"{len(plan)} regions for {len(detections)} detections")
