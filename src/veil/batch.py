@@ -39,7 +39,10 @@ def collect_jobs(inputs: Iterable[Path], output: Path | None) -> list[Job]:
     pairs: list[tuple[Path, Path | None]] = []  # (file, folder it was found under)
     for item in inputs:
         if item.is_dir():
-            for found in sorted(p for p in item.rglob("*") if p.is_file() and _is_candidate(p)):
+            # Not only regular files: a FIFO or device named like media is listed so that it is
+            # refused with an error (media_kind checks it without opening it) instead of skipped.
+            for found in sorted(p for p in item.rglob("*")
+                                if p.exists() and not p.is_dir() and _is_candidate(p)):
                 pairs.append((found, item))
         else:
             pairs.append((item, None))

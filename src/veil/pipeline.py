@@ -29,6 +29,7 @@ from ._atomic import atomic_output, check_target
 from ._errors import OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FileReport, FrameScan, MaskPlan
 from .detect.base import Detector
+from .detect.dequantise import Dequantised, is_quantised
 from .detect.faces import DetectorSettings, FaceDetector
 from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
@@ -67,8 +68,15 @@ class StageSettings:
     camera_motion: bool = False  # estimate the camera's motion for the tracker (in the decoder)
 
 
-def still_stages(config: Config, detector: Detector | None = None) -> StageSettings:
-    return StageSettings(detector or detector_for(config))
+def still_stages(config: Config, pixels: np.ndarray, detector: Detector | None = None
+                 ) -> StageSettings:
+    """One pass of the still detector. A quantised still (1-bit, dithered, few colours) is
+    searched on a smoothed copy, and with veil's own detector at lowered thresholds: faces
+    rebuilt from dots score lower (detect/dequantise.py)."""
+    if not is_quantised(pixels):
+        return StageSettings(detector or detector_for(config))
+    detector = detector or cached_detector(still_settings(config, quantised=True), config.threads)
+    return StageSettings(Dequantised(detector))
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
@@ -163,7 +171,8 @@ def _open(path: Path, config: Config, detector: Detector | None,
         source: _Still | _Video = _Video(path, reader, video_stages(config, rate, detector, settings),
                                          not config.drop_audio)
     else:
-        source = _Still(path, read_image(path, config.max_pixels), still_stages(config, detector))
+        still = read_image(path, config.max_pixels)
+        source = _Still(path, still, still_stages(config, still.pixels, detector))
     try:
         yield source
     finally:
@@ -241,8 +250,8 @@ def redact_image(pixels: np.ndarray, config: Config = Config(),
 
 
 def _plan_still(pixels: np.ndarray, config: Config, detector: Detector | None) -> PlannedFrame:
-    return next(iter(planned_frames([(StillFrame(pixels), None)], still_stages(config, detector),
-                                    config)))
+    return next(iter(planned_frames([(StillFrame(pixels), None)],
+                                    still_stages(config, pixels, detector), config)))
 
 
 def planned_file(path: str | Path, config: Config = Config(), detector: Detector | None = None,

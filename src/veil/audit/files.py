@@ -14,6 +14,7 @@ from ..detect.base import Detector
 from ..media.image import read_image
 from ..media.kinds import MediaKind, media_kind
 from .frame import audit_frame
+from . import pixels as pixel_check
 from .metadata import image_metadata, metadata_findings
 from .models import require_models
 from .report import AuditReport
@@ -48,8 +49,8 @@ def audit_file(original: str | Path, redacted: str | Path, config: Config = Conf
         raise InputError(f"the redacted image is {after.width}x{after.height} but the original is "
                          f"{before.width}x{before.height}; the audit compares them pixel by pixel",
                          redacted)
-    result = audit_frame(before.pixels, after.pixels, config, detector=detector,
-                         second_detector=second_detector)
+    result = audit_frame(before.pixels, pixel_check.matched_levels(before.pixels, after.pixels),
+                         config, detector=detector, second_detector=second_detector)
     started = time.perf_counter()
     fields = image_metadata(redacted)
     seconds = dict(result.seconds, metadata=time.perf_counter() - started)

@@ -118,9 +118,11 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     height, width = original.shape[:2]
     started = time.perf_counter()
     if detections is None:
-        from ..pipeline import detector_for
+        # veil's own still detection, a dithered original's smoothed view included: otherwise the
+        # audit would expect no mask where veil's scan finds a face.
+        from ..pipeline import still_stages
 
-        detections = (detector or detector_for(config))(original)
+        detections = still_stages(config, original, detector).detector(original)
     plan = regions if regions is not None else veil_regions(detections, width, height, config)
     if len(plan) != len(detections):
         raise ValueError(f"{len(plan)} regions for {len(detections)} detections")

@@ -50,6 +50,27 @@ class RegionVerdict:
         return self.surviving_pixels > 0
 
 
+# An output whose grey levels span under this share of the original's was squeezed, not masked.
+SQUEEZED_SPAN = 0.25
+
+
+def matched_levels(original: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """The output with its levels stretched onto the original's when they were squeezed.
+
+    Why: an output that holds the picture in a few levels (a float image in 0..1 written as
+    8-bit 0s and 1s) looks black, so every check would call it masked, yet anyone can stretch
+    it back into the photo. The audit judges what such a stretch shows. A faithful redaction
+    keeps the original's pixels outside the masks, hence its range, and is returned unchanged.
+    """
+    low, high = int(output.min(initial=0)), int(output.max(initial=0))
+    target_low, target_high = int(original.min(initial=0)), int(original.max(initial=0))
+    if output.size == 0 or (high - low) >= SQUEEZED_SPAN * (target_high - target_low):
+        return output
+    scale = (target_high - target_low) / max(1, high - low)
+    stretched = (output.astype(np.float64) - low) * scale + target_low
+    return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
+
+
 def channel_difference(original: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Largest per-channel absolute difference, (H, W) uint8."""
     return np.abs(original.astype(np.int16) - output.astype(np.int16)).max(axis=2).astype(np.uint8)

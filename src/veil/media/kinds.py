@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import stat
 from pathlib import Path
 
 from .._errors import InputError, UnsupportedMedia
@@ -37,8 +39,30 @@ def _sniff(head: bytes) -> MediaKind | None:
     return None
 
 
+# What a non-regular file is, in the user's words, by the stat test that recognises it.
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def require_regular_file(path: Path) -> None:
+    """Refuse FIFOs, sockets and devices from their inode, before anything opens them.
+
+    Opening a FIFO for reading blocks until a writer appears (veil would hang forever), and
+    opening a device can have side effects of its own; os.stat reads neither. Folders and missing
+    files pass through so the caller's open() reports them in its usual words.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    for test, what in _SPECIAL_FILES:
+        if test(mode):
+            raise InputError(f"is {what}, not a regular file; veil reads only regular files", path)
+
+
 def media_kind(path: Path) -> MediaKind:
     """Classify a file by content; raise InputError or UnsupportedMedia naming the problem."""
+    require_regular_file(path)
     try:
         with open(path, "rb") as f:
             head = f.read(32)
