@@ -47,7 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from veil._types import Config, DetectPreset, MaskPlan  # noqa: E402
+from veil._types import Config, DetectPreset, MaskRegions  # noqa: E402
 from veil.detect.base import StaticDetector  # noqa: E402
 from veil.media.video import X264_PRESET  # noqa: E402
 from veil.paint import coverage_mask  # noqa: E402
@@ -123,10 +123,10 @@ class Recorder:
     """
 
     def __init__(self) -> None:
-        self.plans: list[tuple[MaskPlan, int, int]] = []
+        self.plans: list[tuple[MaskRegions, int, int]] = []
 
-    def apply(self, frame_index: int, computed: MaskPlan, width: int,
-              height: int) -> tuple[MaskPlan, np.ndarray]:
+    def apply(self, frame_index: int, computed: MaskRegions, width: int,
+              height: int) -> tuple[MaskRegions, np.ndarray]:
         self.plans.append((computed, width, height))
         return computed, np.arange(len(computed))
 

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from veil._types import Config, Detections, DetectPreset, MaskPlan  # noqa: E402
+from veil._types import Config, Detections, DetectPreset, MaskRegions  # noqa: E402
 from veil.evaluate import EvalReport, FrameTruth, evaluate, format_table, read_annotations  # noqa: E402
 
 DEFAULT_GT = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
@@ -62,14 +62,14 @@ def smoothed_predictor(config: Config, sigma: float):  # type: ignore[no-untyped
     import cv2
 
     from veil.pipeline import detector_for
-    from veil.plan import plan_masks
+    from veil.regions import mask_regions
 
     detector = detector_for(config)
 
-    def predict(pixels: np.ndarray) -> tuple[Detections, MaskPlan]:
+    def predict(pixels: np.ndarray) -> tuple[Detections, MaskRegions]:
         view = pixels if sigma <= 0 else cv2.GaussianBlur(pixels, (0, 0), sigma)
         detections = detector(view)
-        return detections, plan_masks(detections, pixels.shape[1], pixels.shape[0], config)
+        return detections, mask_regions(detections, pixels.shape[1], pixels.shape[0], config)
 
     return predict
 

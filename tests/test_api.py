@@ -4,10 +4,10 @@ import veil
 
 EXPECTED = {
     "AuditFailed", "Config", "DetectPreset", "Detections", "Detector", "FaceRecord", "FileReport",
-    "FrameScan", "InputError", "MaskPlan", "MaskShape", "MaskStyle", "ModelError", "OutputError",
+    "FrameScan", "InputError", "MaskRegions", "MaskShape", "MaskStyle", "ModelError", "OutputError",
     "RedactionError", "StaticDetector", "UnsupportedMedia", "VeilError", "__version__",
     "redact_file", "redact_image", "scan_file", "scan_image",
-    "EditPlan", "load_plan",
+    "Edits", "load_plan",
     "AuditReport", "audit_file",
 }
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from veil import MaskPlan, MaskShape, MaskStyle
+from veil import MaskRegions, MaskShape, MaskStyle
 from veil.audit.pixels import (
     RUN_PX,
     channel_difference,
@@ -41,10 +41,10 @@ def _jpeg(pixels: np.ndarray, quality: int = 95) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
-PLAN = MaskPlan(np.array([[40, 30, 140, 150], [180, 60, 300, 200]]))
+PLAN = MaskRegions(np.array([[40, 30, 140, 150], [180, 60, 300, 200]]))
 
 
-def _verdicts(original: np.ndarray, output: np.ndarray, plan: MaskPlan = PLAN):
+def _verdicts(original: np.ndarray, output: np.ndarray, plan: MaskRegions = PLAN):
     diff = channel_difference(original, output)
     tol = encoding_tolerance(diff, coverage_mask(plan, *original.shape[:2]))
     return check_regions(original, output, plan, tol), tol
@@ -126,7 +126,7 @@ def test_blur_and_mosaic_are_reported_reversible(style: MaskStyle) -> None:
 def test_ellipse_regions_check_only_the_ellipse() -> None:
     """Corners outside an ellipse are not part of the region and hold original pixels legitimately."""
     original = _textured()
-    plan = MaskPlan(PLAN.boxes, MaskShape.ELLIPSE)
+    plan = MaskRegions(PLAN.boxes, MaskShape.ELLIPSE)
     output = _jpeg(apply_masks(original, plan, MaskStyle.SOLID))
     verdicts, _ = _verdicts(original, output, plan)
     assert all(v.style is RegionStyle.SOLID and v.surviving_pixels == 0 for v in verdicts)
@@ -137,7 +137,7 @@ def test_ellipse_regions_check_only_the_ellipse() -> None:
 
 def test_tolerance_follows_the_encoding_noise() -> None:
     original = _textured(480, 640)
-    plan = MaskPlan(np.array([[100, 100, 200, 220]]))
+    plan = MaskRegions(np.array([[100, 100, 200, 220]]))
     masked = apply_masks(original, plan, MaskStyle.SOLID)
     cover = coverage_mask(plan, 480, 640)
     exact = encoding_tolerance(channel_difference(original, masked), cover)

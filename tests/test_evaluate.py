@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from veil._types import Detections, MaskPlan
+from veil._types import Detections, MaskRegions
 from veil.cli import app
 from veil.evaluate import (
     FrameTruth,
@@ -157,13 +157,13 @@ def test_evaluate_reads_images_and_runs_a_predictor(wider_dir: Path) -> None:
     truths = read_annotations(wider_dir / "gt.jsonl")[:3]
     seen = []
 
-    def oracle(pixels: np.ndarray) -> tuple[Detections, MaskPlan]:
+    def oracle(pixels: np.ndarray) -> tuple[Detections, MaskRegions]:
         # Frames come in annotation order, decoded at their annotated size.
         seen.append(pixels.shape)
         t = truths[len(seen) - 1]
         assert pixels.shape == (t.height, t.width, 3)
         boxes = t.boxes_xyxy
-        return Detections(boxes, np.ones(len(boxes))), MaskPlan(np.ceil(boxes).astype(np.int64))
+        return Detections(boxes, np.ones(len(boxes))), MaskRegions(np.ceil(boxes).astype(np.int64))
 
     report = evaluate(truths, wider_dir, predictor=oracle, label="oracle")
     assert len(seen) == 3

@@ -16,7 +16,7 @@ from veil.detect.faces import FaceDetector
 from veil.detect.model import fp32_model
 from veil.evaluate import read_annotations, score_plan, summarise
 from veil.media.image import read_image
-from veil.plan import plan_masks
+from veil.regions import mask_regions
 from veil.presets import preset_settings, video_settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
@@ -129,7 +129,7 @@ def test_int8_covers_as_many_faces_as_fp32_on_wider_photos(wider_dir: Path) -> N
         for truth in truths:
             pixels = read_image(wider_dir / truth.image).pixels
             found = detector(pixels)
-            scores.append(score_plan(truth, found, plan_masks(found, pixels.shape[1], pixels.shape[0], config)))
+            scores.append(score_plan(truth, found, mask_regions(found, pixels.shape[1], pixels.shape[0], config)))
         recalls[name] = summarise(scores).bucket(">=32").covered_recall
     assert recalls["fp32"] > 0.9
     assert recalls["int8"] >= recalls["fp32"] - 0.01, recalls

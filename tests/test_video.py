@@ -23,7 +23,7 @@ import av
 import numpy as np
 import pytest
 
-from veil import Config, InputError, MaskPlan, RedactionError, StaticDetector
+from veil import Config, InputError, MaskRegions, RedactionError, StaticDetector
 from veil._atomic import TEMP_MARK
 from veil._types import RegionSource
 from veil.pipeline import redact_file, scan_file
@@ -321,11 +321,11 @@ class _DropEverything:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def apply(self, frame_index: int, computed: MaskPlan, width: int,
-              height: int) -> tuple[MaskPlan, np.ndarray]:
+    def apply(self, frame_index: int, computed: MaskRegions, width: int,
+              height: int) -> tuple[MaskRegions, np.ndarray]:
         self.calls.append(frame_index)
         assert len(computed) == 1
-        return MaskPlan.empty(computed.shape), np.zeros(0, np.int64)
+        return MaskRegions.empty(computed.shape), np.zeros(0, np.int64)
 
 
 def test_plan_hook_gets_the_final_regions_of_each_frame(tmp_path: Path) -> None:
@@ -493,7 +493,7 @@ def test_yuv_painting_covers_exactly_the_planned_pixels(shape: str) -> None:
     from veil.paint import coverage_mask
 
     image = av.VideoFrame.from_ndarray(np.full((41, 63, 3), 200, np.uint8), format="rgb24").reformat(format="yuv420p")
-    plan = MaskPlan(np.array([[3, 5, 20, 30], [40, 0, 63, 41]]), MaskShape(shape))
+    plan = MaskRegions(np.array([[3, 5, 20, 30], [40, 0, 63, 41]]), MaskShape(shape))
     paint_yuv420(image, plan, MaskStyle.SOLID)
     luma = np.frombuffer(image.planes[0], np.uint8).reshape(-1, image.planes[0].line_size)[:41, :63]
     covered = coverage_mask(plan, 41, 63)
@@ -515,7 +515,7 @@ def test_yuv_painting_of_a_crowd_matches_the_coverage_exactly(shape: str) -> Non
     xy = rng.integers(7, 80, (150, 2))
     boxes = np.hstack([xy, xy + rng.integers(1, 20, (150, 2))])
     boxes[:, 2:] = np.minimum(boxes[:, 2:], [101, 77])
-    plan = MaskPlan(boxes, MaskShape(shape))
+    plan = MaskRegions(boxes, MaskShape(shape))
     orange = np.empty((77, 101, 3), np.uint8)
     orange[...] = (220, 120, 40)  # chroma far from neutral, so painted blocks stand out
     image = av.VideoFrame.from_ndarray(orange, format="rgb24").reformat(format="yuv420p")
@@ -544,7 +544,7 @@ def test_yuv_painting_skips_empty_regions_chroma_included(shape: str) -> None:
     image = av.VideoFrame.from_ndarray(np.full((40, 60, 3), (220, 120, 40), np.uint8),
                                        format="rgb24").reformat(format="yuv420p")
     before = [bytes(p) for p in image.planes]
-    paint_yuv420(image, MaskPlan(np.array([[11, 5, 11, 30], [20, 9, 40, 9], [30, 20, 25, 30]]),
+    paint_yuv420(image, MaskRegions(np.array([[11, 5, 11, 30], [20, 9, 40, 9], [30, 20, 25, 30]]),
                                  MaskShape(shape)), MaskStyle.SOLID)
     assert [bytes(p) for p in image.planes] == before
 

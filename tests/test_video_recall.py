@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from veil import Config, MaskPlan
+from veil import Config, MaskRegions
 from veil.evaluate import COVERED_FRACTION, covered_fractions, read_clip_truth
 from veil.paint import coverage_mask
 from veil.pipeline import redact_file
@@ -42,8 +42,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.coverage: list[np.ndarray] = []
 
-    def apply(self, frame_index: int, computed: MaskPlan, width: int,
-              height: int) -> tuple[MaskPlan, np.ndarray]:
+    def apply(self, frame_index: int, computed: MaskRegions, width: int,
+              height: int) -> tuple[MaskRegions, np.ndarray]:
         assert frame_index == len(self.coverage)
         self.coverage.append(coverage_mask(computed, height, width))
         return computed, np.arange(len(computed))

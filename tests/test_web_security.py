@@ -231,7 +231,7 @@ def test_uploaded_plan_marks_regions_and_is_matched_to_the_file(server: ReviewSe
 
 
 def test_video_edits_become_a_positional_plan() -> None:
-    from veil.planfile import FaceAction
+    from veil.edits import FaceAction
     from veil.web.edits import video_plan
     from veil.web.errors import RequestError
     from veil.web.video import VideoAnalysis

@@ -19,14 +19,14 @@ from ._types import (
     FaceRecord,
     FileReport,
     FrameScan,
-    MaskPlan,
+    MaskRegions,
     MaskShape,
     MaskStyle,
 )
 from .audit import AuditReport, audit_file  # dlib loads only when an audit runs
 from .detect.base import Detector, StaticDetector
 from .pipeline import redact_file, redact_image, scan_file, scan_image
-from .planfile import EditPlan, load_plan
+from .edits import Edits, load_plan
 
 __version__ = "0.1.0"
 
@@ -37,12 +37,12 @@ __all__ = [
     "DetectPreset",
     "Detections",
     "Detector",
-    "EditPlan",
+    "Edits",
     "FaceRecord",
     "FileReport",
     "FrameScan",
     "InputError",
-    "MaskPlan",
+    "MaskRegions",
     "MaskShape",
     "MaskStyle",
     "ModelError",

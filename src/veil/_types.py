@@ -1,4 +1,4 @@
-"""The data that flows between veil's stages: Detections, MaskPlan, Config and reports."""
+"""The data that flows between veil's stages: Detections, MaskRegions, Config and reports."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class Detections:
 
 
 @dataclass(frozen=True, eq=False)
-class MaskPlan:
+class MaskRegions:
     """The regions to mask in one frame, in whole pixels of the upright frame.
 
     boxes are (x0, y0, x1, y1) integers with x1, y1 exclusive and already clipped to the frame,
@@ -162,16 +162,16 @@ class MaskPlan:
         object.__setattr__(self, "sources", sources)
 
     @classmethod
-    def empty(cls, shape: MaskShape = MaskShape.BOX) -> MaskPlan:
+    def empty(cls, shape: MaskShape = MaskShape.BOX) -> MaskRegions:
         return cls(np.zeros((0, 4), np.int64), shape)
 
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: Any) -> MaskPlan:
+    def __getitem__(self, index: Any) -> MaskRegions:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return MaskPlan(self.boxes[index], self.shape, self.track_ids[index], self.sources[index])
+        return MaskRegions(self.boxes[index], self.shape, self.track_ids[index], self.sources[index])
 
     def xywh(self) -> list[list[int]]:
         """The regions as x, y, w, h lists of ints: the form reports and plan files use."""

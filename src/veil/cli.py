@@ -34,7 +34,7 @@ from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .audit.second_detector import SecondDetector
 from .batch import Job, collect_jobs
 from .pipeline import default_output, failed_report, redact_file, scan_file
-from .planfile import PlanFile, load_plan
+from .edits import PlanFile, load_plan
 
 if TYPE_CHECKING:
     from .audit.report import AuditReport

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ._types import Config, Detections, MaskPlan
+from ._types import Config, Detections, MaskRegions
 from .geometry import greedy_match_matrix, iou_matrix, xywh_to_xyxy
 
 MATCH_IOU = 0.5  # a detection finds a face at IoU >= 0.5 (the WIDER FACE rule)
@@ -225,7 +225,7 @@ def score_frame(truth_xywh: np.ndarray, ignore_xywh: np.ndarray, detections_xyxy
 
     truth_xywh and ignore_xywh: annotated faces and ignore regions as x, y, w, h; detections_xyxy:
     detection boxes as x1, y1, x2, y2 with `scores` (None: all equal); masks: either mask boxes as
-    (K, 4) x0, y0, x1, y1 (veil's MaskPlan.boxes, end-exclusive) or a boolean (height, width) array of
+    (K, 4) x0, y0, x1, y1 (veil's MaskRegions.boxes, end-exclusive) or a boolean (height, width) array of
     masked pixels (e.g. redact.coverage_mask for ellipse shapes).
     """
     truth = xywh_to_xyxy(_boxes(truth_xywh))
@@ -260,9 +260,9 @@ def score_frame(truth_xywh: np.ndarray, ignore_xywh: np.ndarray, detections_xyxy
     )
 
 
-def score_plan(truth: FrameTruth, detections: Detections, plan: MaskPlan | np.ndarray) -> FrameScore:
-    """Score veil's output for one annotated frame; `plan` may be a MaskPlan or a boolean coverage."""
-    masks = plan.boxes if isinstance(plan, MaskPlan) else plan
+def score_plan(truth: FrameTruth, detections: Detections, plan: MaskRegions | np.ndarray) -> FrameScore:
+    """Score veil's output for one annotated frame; `plan` may be a MaskRegions or a boolean coverage."""
+    masks = plan.boxes if isinstance(plan, MaskRegions) else plan
     return score_frame(truth.boxes, truth.ignore, detections.boxes, detections.scores, masks,
                        truth.width, truth.height, ids=truth.ids, image=truth.image)
 
@@ -391,7 +391,7 @@ def per_face_over_time(scores: Sequence[FrameScore]) -> list[TrackFigures]:
     return out
 
 
-FramePredictor = Callable[[np.ndarray], tuple[Detections, MaskPlan | np.ndarray]]
+FramePredictor = Callable[[np.ndarray], tuple[Detections, MaskRegions | np.ndarray]]
 
 
 def evaluate(truths: Iterable[FrameTruth], images: str | Path, config: Config = Config(),
@@ -406,7 +406,7 @@ def evaluate(truths: Iterable[FrameTruth], images: str | Path, config: Config = 
     from .pipeline import scan_image
 
     if predictor is None:
-        def predictor(pixels: np.ndarray) -> tuple[Detections, MaskPlan | np.ndarray]:
+        def predictor(pixels: np.ndarray) -> tuple[Detections, MaskRegions | np.ndarray]:
             return scan_image(pixels, config)
 
     images = Path(images)

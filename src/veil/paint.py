@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._types import MaskPlan, MaskShape, MaskStyle
+from ._types import MaskRegions, MaskShape, MaskStyle
 from .media.video import Frame, plane
 
 SOLID_COLOUR = (0, 0, 0)
@@ -23,7 +23,7 @@ MOSAIC_CELLS = 8
 BLUR_SIGMA_FRACTION = 0.12
 
 
-def region_mask(plan: MaskPlan, index: int) -> np.ndarray:
+def region_mask(plan: MaskRegions, index: int) -> np.ndarray:
     """Boolean mask of region `index` inside its own box (all True for boxes); read-only."""
     x0, y0, x1, y1 = (int(v) for v in plan.boxes[index])
     return _shape_mask(plan.shape, y1 - y0, x1 - x0)
@@ -44,7 +44,7 @@ def _shape_mask(shape: MaskShape, h: int, w: int) -> np.ndarray:
     return mask
 
 
-def coverage_mask(plan: MaskPlan, height: int, width: int,
+def coverage_mask(plan: MaskRegions, height: int, width: int,
                   window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Boolean (H, W) mask of every pixel the plan replaces; with `window` (x0, y0, x1, y1), only
     that part of the frame (the regions must lie inside it)."""
@@ -64,7 +64,7 @@ def coverage_mask(plan: MaskPlan, height: int, width: int,
     return covered
 
 
-def apply_masks(pixels: np.ndarray, plan: MaskPlan, style: MaskStyle,
+def apply_masks(pixels: np.ndarray, plan: MaskRegions, style: MaskStyle,
                 rng: np.random.Generator | None = None) -> np.ndarray:
     """Return a copy of `pixels` (H, W, C uint8) with every planned region replaced."""
     out = pixels.copy()
@@ -117,7 +117,7 @@ def _blur(patch: np.ndarray) -> np.ndarray:
 
 # -- video frames ----------------------------------------------------------------------------------
 
-def paint_frame(frame: Frame, regions: MaskPlan, style: MaskStyle) -> Any:
+def paint_frame(frame: Frame, regions: MaskRegions, style: MaskStyle) -> Any:
     """The decoded frame with its regions masked, as an av.VideoFrame for the writer.
 
     Upright frames masked solid or with noise are painted in yuv420p (the decoder's own frame
@@ -134,7 +134,7 @@ def paint_frame(frame: Frame, regions: MaskPlan, style: MaskStyle) -> Any:
     return av.VideoFrame.from_ndarray(apply_masks(frame.pixels, regions, style), format="rgb24")
 
 
-def paint_yuv420(image: Any, plan: MaskPlan, style: MaskStyle,
+def paint_yuv420(image: Any, plan: MaskRegions, style: MaskStyle,
                  rng: np.random.Generator | None = None) -> None:
     """Mask regions in place in a writable yuv420p frame (limited range).
 

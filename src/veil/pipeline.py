@@ -27,7 +27,7 @@ import numpy as np
 
 from ._atomic import atomic_output, check_target
 from ._errors import OutputError, RedactionError, VeilError
-from ._types import Config, Detections, FileReport, FrameScan, MaskPlan
+from ._types import Config, Detections, FileReport, FrameScan, MaskRegions
 from .detect.base import Detector
 from .detect.dequantise import Dequantised, is_quantised
 from .detect.faces import DetectorSettings, FaceDetector
@@ -39,7 +39,8 @@ from .paint import apply_masks, paint_frame
 from .presets import VideoDetectSettings, still_settings, tracker_settings, video_settings
 from .report import Tally
 from .runner import Consumer, Producer
-from .stages import Edits, PlannedFrame, StillFrame, chain
+from .edits import Edits
+from .stages import PlannedFrame, StillFrame, chain
 from .track import TrackerSettings
 
 # Called with (frames done, frames total or None) as a file is processed.
@@ -234,7 +235,7 @@ class _VideoWriter:
 # -- public entry points ---------------------------------------------------------------------------
 
 def scan_image(pixels: np.ndarray, config: Config = Config(),
-               detector: Detector | None = None) -> tuple[Detections, MaskPlan]:
+               detector: Detector | None = None) -> tuple[Detections, MaskRegions]:
     """Detect faces in an upright RGB frame and plan their masks (rows aligned with regions)."""
     planned = _plan_still(pixels, config, detector)
     return planned.rows, planned.regions
@@ -255,7 +256,7 @@ def _plan_still(pixels: np.ndarray, config: Config, detector: Detector | None) -
 
 
 def planned_file(path: str | Path, config: Config = Config(), detector: Detector | None = None,
-                 plan: Any | None = None) -> Iterator[PlannedFrame]:
+                 plan: Edits | None = None) -> Iterator[PlannedFrame]:
     """Every frame of a file through the stages, with its regions and the rows behind them (one
     frame for a still); writes nothing. The audit and the review app read these typed frames."""
     with _open(Path(path), config, detector) as source:
@@ -265,10 +266,10 @@ def planned_file(path: str | Path, config: Config = Config(), detector: Detector
 
 
 def scan_file(path: str | Path, config: Config = Config(),
-              detector: Detector | None = None, plan: Any | None = None) -> Iterator[FrameScan]:
+              detector: Detector | None = None, plan: Edits | None = None) -> Iterator[FrameScan]:
     """Yield what veil finds and would mask in each frame of a file (one frame for a still).
 
-    With an edit plan (veil.planfile), the regions reported are the edited ones. Video frames
+    With an edit plan (veil.edits), the regions reported are the edited ones. Video frames
     carry their time and each face's track.
     """
     path = Path(path)
@@ -280,11 +281,11 @@ def scan_file(path: str | Path, config: Config = Config(),
 
 def redact_file(path: str | Path, out: str | Path | None = None, config: Config = Config(), *,
                 overwrite: bool = False, detector: Detector | None = None,
-                progress: ProgressCallback | None = None, plan: Any | None = None,
+                progress: ProgressCallback | None = None, plan: Edits | None = None,
                 detect_settings: VideoDetectSettings | None = None) -> FileReport:
     """Redact one file to `out` (default `<stem>.redacted<suffix>` beside it).
 
-    `plan` (veil.planfile.EditPlan) edits veil's regions: keep a face visible, drop a false mask,
+    `plan` (veil.edits.Edits) edits veil's regions: keep a face visible, drop a false mask,
     add a missed face. Faces it does not release are masked as usual. `detect_settings` replaces
     a video preset's settings (benchmarks compare them).
 

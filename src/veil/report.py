@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._types import Detections, FaceRecord, FileReport, MaskPlan, RegionSource
+from ._types import Detections, FaceRecord, FileReport, MaskRegions, RegionSource
 
 # The score reported for a region a person added in a plan file: no detector was involved.
 MANUAL_SCORE = 1.0
 
 
-def face_records(rows: Detections, regions: MaskPlan, origin: np.ndarray | None = None
+def face_records(rows: Detections, regions: MaskRegions, origin: np.ndarray | None = None
                  ) -> tuple[FaceRecord, ...]:
     """One record per region masked.
 
@@ -64,7 +64,7 @@ class Tally:
     tracks: set[int] = field(default_factory=set)
     untracked: int = 0
 
-    def add(self, regions: MaskPlan, lowest: float | None) -> None:
+    def add(self, regions: MaskRegions, lowest: float | None) -> None:
         self.frames += 1
         self.faces_per_frame.append(len(regions))
         if np.any(regions.sources == int(RegionSource.TRACKED)):

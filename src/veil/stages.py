@@ -6,7 +6,7 @@ taking the previous stage's output and yielding its own, in frame order:
 - `detect` runs the detector on every k-th frame and on the last one;
 - `track` links detections over time and adds masks between and around them;
 - `regions` turns the tracked boxes into whole-pixel mask regions;
-- `edits` applies the user's edits (plan files, the review app).
+- `apply_edits` applies the user's edits (plan files, the review app; `edits.Edits`).
 
 Reading and writing frames are `media/`'s job, masking them `paint.py`'s; `pipeline.py` joins
 the whole chain for one file, and `runner.py` puts the decoder and the encoder in threads of
@@ -24,9 +24,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._types import Config, Detections, FaceRecord, MaskPlan
+from ._types import Config, Detections, FaceRecord, MaskRegions
 from .detect.base import Detector
-from .plan import plan_rows
+from .edits import Edits
+from .regions import rows_and_regions
 from .report import face_records, lowest_score
 from .track import TrackedFrame, Tracker, TrackerSettings
 
@@ -71,9 +72,9 @@ class PlannedFrame:
     """A frame ready to be painted: its regions, and the rows and computed regions behind them."""
 
     frame: Any
-    regions: MaskPlan  # what is painted: the computed regions after the user's edits
+    regions: MaskRegions  # what is painted: the computed regions after the user's edits
     rows: Detections  # the tracked detections the computed regions came from, row for row
-    computed: MaskPlan  # the regions veil computed
+    computed: MaskRegions  # the regions veil computed
     origin: np.ndarray | None = None  # per region, its row of `computed` (-1: added); None: unedited
 
     @functools.cached_property
@@ -85,13 +86,6 @@ class PlannedFrame:
     def lowest_score(self) -> float | None:
         """The lowest detector score among the regions masked in this frame."""
         return lowest_score(self.rows, self.origin)
-
-
-class Edits(Protocol):
-    """The user's edits to one file's regions (`planfile.EditPlan`)."""
-
-    def apply(self, frame_index: int, computed: MaskPlan, width: int,
-              height: int) -> tuple[MaskPlan, np.ndarray]: ...
 
 
 def detect(frames: Iterable[tuple[Any, np.ndarray | None]], detector: Detector, every: int = 1,
@@ -160,11 +154,11 @@ def regions(tracked: Iterable[tuple[Any, TrackedFrame]], config: Config) -> Iter
     """Mask regions for the tracked rows (margins, exact edge clipping); see plan.py."""
     for frame, rows in tracked:
         width, height = frame.size
-        computed, kept = plan_rows(rows.detections, width, height, config, rows.grow)
+        computed, kept = rows_and_regions(rows.detections, width, height, config, rows.grow)
         yield PlannedFrame(frame, computed, kept, computed)
 
 
-def edits(planned: Iterable[PlannedFrame], edits: Edits | None) -> Iterator[PlannedFrame]:
+def apply_edits(planned: Iterable[PlannedFrame], edits: Edits | None) -> Iterator[PlannedFrame]:
     """The user's edits applied to each frame's computed regions (none: unchanged)."""
     if edits is None:
         yield from planned
@@ -180,8 +174,8 @@ def chain(frames: Iterable[tuple[Any, np.ndarray | None]], detector: Detector, c
           user_edits: Edits | None = None) -> Iterator[PlannedFrame]:
     """detect -> track -> regions -> edits over a stream of (frame, motion) pairs."""
     sightings = detect(frames, detector, every, prescale)
-    return edits(regions(track(sightings, tracker), config), user_edits)
+    return apply_edits(regions(track(sightings, tracker), config), user_edits)
 
 
-__all__ = ["Picture", "StillFrame", "Sighting", "PlannedFrame", "Edits", "detect", "track",
-           "regions", "edits", "chain"]
+__all__ = ["Picture", "StillFrame", "Sighting", "PlannedFrame", "detect", "track", "regions",
+           "apply_edits", "chain"]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._types import Config, Detections, MaskPlan
+from .._types import Config, Detections, MaskRegions
 from ..detect.base import Detector
 from ..geometry import greedy_match_matrix, iou_matrix, xyxy_to_xywh
-from ..plan import face_regions
+from ..regions import face_regions
 from . import pixels as pixel_check
 from .reid import MIN_FACE_PX, SAME_PERSON_DISTANCE, alignment_box, match_faces
 from .report import FaceAudit, Finding, FindingKind, RegionStyle
@@ -45,11 +45,11 @@ def _xywh(box: np.ndarray | tuple[float, ...]) -> tuple[int, int, int, int]:
     return round(x), round(y), round(w), round(h)
 
 
-def veil_regions(detections: Detections, width: int, height: int, config: Config) -> MaskPlan:
-    """The regions veil masks, one row per detection (unlike plan_masks, none is dropped)."""
+def veil_regions(detections: Detections, width: int, height: int, config: Config) -> MaskRegions:
+    """The regions veil masks, one row per detection (unlike mask_regions, none is dropped)."""
     if len(detections) == 0:
-        return MaskPlan.empty(config.shape)
-    return MaskPlan(face_regions(detections.boxes, width, height, config), config.shape)
+        return MaskRegions.empty(config.shape)
+    return MaskRegions(face_regions(detections.boxes, width, height, config), config.shape)
 
 
 def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
@@ -72,7 +72,7 @@ class _OriginalFace:
     ideal_region: tuple[int, int, int, int]  # xyxy a perfect mask would fill
 
 
-def _original_faces(detections: Detections, plan: MaskPlan,
+def _original_faces(detections: Detections, plan: MaskRegions,
                     verdicts: list[pixel_check.RegionVerdict], dlib_boxes: np.ndarray,
                     dlib_scores: np.ndarray, config: Config, width: int,
                     height: int) -> list[_OriginalFace]:
@@ -102,7 +102,7 @@ def _original_faces(detections: Detections, plan: MaskPlan,
 
 def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Config(), *,
                 detector: Detector | None = None, detections: Detections | None = None,
-                regions: MaskPlan | None = None,
+                regions: MaskRegions | None = None,
                 second_detector: SecondDetector = SecondDetector.HOG,
                 frame: int = 0, first_face: int = 0) -> FrameAudit:
     """Run the pixel, second-detector and re-identification checks on one pair of RGB frames.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._types import MaskPlan
+from .._types import MaskRegions
 from ..paint import SOLID_COLOUR, coverage_mask, region_mask
 from .report import RegionStyle
 
@@ -175,7 +175,7 @@ def classify_region(original: np.ndarray, output: np.ndarray, inside: np.ndarray
     return RegionStyle.OTHER, explained, correlation
 
 
-def check_regions(original: np.ndarray, output: np.ndarray, plan: MaskPlan,
+def check_regions(original: np.ndarray, output: np.ndarray, plan: MaskRegions,
                   tolerance: int) -> list[RegionVerdict]:
     """One verdict per planned region, in plan order."""
     difference = channel_difference(original, output)
@@ -202,7 +202,7 @@ def check_regions(original: np.ndarray, output: np.ndarray, plan: MaskPlan,
     return verdicts
 
 
-def applied_coverage(original: np.ndarray, output: np.ndarray, plan: MaskPlan,
+def applied_coverage(original: np.ndarray, output: np.ndarray, plan: MaskRegions,
                      verdicts: list[RegionVerdict], tolerance: int) -> np.ndarray:
     """Where the output actually hides something: planned regions that were masked, plus any
     other area that changed beyond encoding error (a redaction made by other means)."""

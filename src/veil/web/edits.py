@@ -1,4 +1,4 @@
-"""The page's edits as an EditPlan, built from the values it sent through the plan file's own checks.
+"""The page's edits as an Edits, built from the values it sent through the plan file's own checks.
 
 Nothing is written out as plan text and parsed back: each value goes straight into planfile's
 constructors (FrameEdit.checked, AddedRegion.interpolated, Release.keep_track, ...), which hold it
@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._errors import InputError
-from ..planfile import AddedRegion, EditPlan, FaceAction, FaceValues, FrameEdit, PlanChecker, Release
+from ..edits import AddedRegion, Edits, FaceAction, FaceValues, FrameEdit, PlanChecker, Release
 from .errors import RequestError
 from .video import VideoAnalysis
 
@@ -27,7 +27,7 @@ def _action(value: Any) -> FaceAction:
     return _ACTIONS[value]
 
 
-def still_plan(regions: Any, width: int, height: int) -> EditPlan:
+def still_plan(regions: Any, width: int, height: int) -> Edits:
     """The plan for a picture from the page's regions: [{mask: [x, y, w, h], action, added}, ...].
 
     veil's regions become one listed frame (released ones keep or remove them, the others stay
@@ -53,7 +53,7 @@ def still_plan(regions: Any, width: int, height: int) -> EditPlan:
         frame = FrameEdit.checked(check, 0, width, height, faces)
     except InputError as exc:
         raise RequestError(exc.message) from None
-    return EditPlan(SOURCE, {0: frame}, tuple(adds), ())
+    return Edits(SOURCE, {0: frame}, tuple(adds), ())
 
 
 def _list(request: dict[str, Any], name: str) -> list[Any]:
@@ -63,7 +63,7 @@ def _list(request: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
-def video_plan(analysis: VideoAnalysis, request: dict[str, Any]) -> tuple[EditPlan, int, int]:
+def video_plan(analysis: VideoAnalysis, request: dict[str, Any]) -> tuple[Edits, int, int]:
     """The plan for a reviewed video; returns (plan, tracks kept, boxes removed).
 
     The page sends {"keep_tracks": [N, ...], "removed": [{"frame": f, "mask": [x, y, w, h]}],
@@ -114,7 +114,7 @@ def video_plan(analysis: VideoAnalysis, request: dict[str, Any]) -> tuple[EditPl
             adds.append(AddedRegion.interpolated(check, [(k.get("frame"), k.get("box")) for k in item["keys"]]))
     except InputError as exc:
         raise RequestError(exc.message) from None
-    return EditPlan(SOURCE, edits, tuple(adds), releases), len(kept), len(removed)
+    return Edits(SOURCE, edits, tuple(adds), releases), len(kept), len(removed)
 
 
 def _frame(check: PlanChecker, value: Any, frames: int) -> int:

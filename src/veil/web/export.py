@@ -1,6 +1,6 @@
 """Export jobs: one at a time, each running the real pipeline and then the audit in its own thread.
 
-A job redacts with `redact_file` and the EditPlan built from the page's edits, then re-checks the
+A job redacts with `redact_file` and the Edits built from the page's edits, then re-checks the
 copy with veil's audit where that feature is installed. The page polls the job for progress.
 """
 
@@ -17,7 +17,7 @@ from .._errors import VeilError
 from .._types import Config, MaskStyle
 from ..detect.base import Detector
 from ..pipeline import default_output, redact_file
-from ..planfile import EditPlan
+from ..edits import Edits
 from .errors import RequestError
 from .files import MediaItem, check_unchanged
 
@@ -89,7 +89,7 @@ class Exports:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _running: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, item: MediaItem, options: ExportOptions, target: Path, config: Config, plan: EditPlan,
+    def start(self, item: MediaItem, options: ExportOptions, target: Path, config: Config, plan: Edits,
               detector: Detector | None, kept: int, removed: int) -> ExportJob:
         """Start one export in a thread, or refuse (409) while another is still running."""
         if not self._running.acquire(blocking=False):
@@ -108,7 +108,7 @@ class Exports:
         thread.start()
         return job
 
-    def _run(self, job: ExportJob, target: Path, config: Config, overwrite: bool, plan: EditPlan,
+    def _run(self, job: ExportJob, target: Path, config: Config, overwrite: bool, plan: Edits,
              detector: Detector | None) -> None:
         try:
             self._redact_and_audit(job, target, config, overwrite, plan, detector)
@@ -119,7 +119,7 @@ class Exports:
         with self._lock:
             job.state, job.error = "failed", message
 
-    def _redact_and_audit(self, job: ExportJob, target: Path, config: Config, overwrite: bool, plan: EditPlan,
+    def _redact_and_audit(self, job: ExportJob, target: Path, config: Config, overwrite: bool, plan: Edits,
                           detector: Detector | None) -> None:
         def progress(done: int, total: int | None) -> None:
             with self._lock:

@@ -2,7 +2,7 @@
 
 Files are fixed when the server starts and are referred to by their index in that list; no name
 from a request ever becomes a filesystem path, and every read checks the file is still the one
-listed (files.py). The page's edits become an EditPlan in edits.py; exports run in export.py.
+listed (files.py). The page's edits become an Edits in edits.py; exports run in export.py.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 from PIL import Image
 
 from .._errors import InputError, VeilError
-from .._types import Config, Detections, MaskPlan, MaskStyle, RegionSource
+from .._types import Config, Detections, MaskRegions, MaskStyle, RegionSource
 from ..batch import collect_jobs
 from ..detect.base import Detector
 from ..media.image import read_image
 from ..media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..pipeline import detector_for, scan_image
-from ..planfile import EditPlan, FaceAction, parse_plan
+from ..edits import Edits, FaceAction, parse_plan
 from .edits import still_plan, video_plan
 from .errors import RequestError
 from .export import ExportJob, ExportOptions, Exports
@@ -37,7 +37,7 @@ MAX_PLAN_UPLOADS = 200  # per server run
 @dataclass
 class _Scan:
     detections: Detections
-    computed: MaskPlan
+    computed: MaskRegions
     width: int
     height: int
 
@@ -53,7 +53,7 @@ class Library:
     detector: Detector | None = None
     exports: Exports = field(default_factory=Exports)
     _scans: dict[int, _Scan] = field(default_factory=dict)
-    _plans: dict[int, EditPlan] = field(default_factory=dict)
+    _plans: dict[int, Edits] = field(default_factory=dict)
     _pictures: dict[int, bytes] = field(default_factory=dict)
     _uploads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -172,7 +172,7 @@ class Library:
         """veil's regions for a file with any uploaded plan applied, as the page draws them."""
         scan = self._scan(item_id)
         with self._lock:
-            plan = self._plans.get(item_id, EditPlan.empty())
+            plan = self._plans.get(item_id, Edits.empty())
         reviewed = plan.review(0, scan.computed, scan.width, scan.height)
         regions = []
         for r in reviewed:

@@ -11,22 +11,22 @@ import pytest
 from helpers import assert_one_face_shows, boxes_overlap, most_exposed, run_cli
 from PIL import Image
 
-from veil import Config, InputError, MaskPlan, StaticDetector
+from veil import Config, InputError, MaskRegions, StaticDetector
 from veil._types import RegionSource
 from veil.media.image import read_image
 from veil.pipeline import redact_file, scan_file
-from veil.planfile import EditPlan, FaceAction, load_plan, parse_plan
+from veil.edits import Edits, FaceAction, load_plan, parse_plan
 
 W, H = 200, 100
 
 
-def computed(*boxes: tuple[int, int, int, int], tracks: tuple[int, ...] = ()) -> MaskPlan:
-    """A MaskPlan as veil would compute it, from (x0, y0, x1, y1) boxes."""
-    return MaskPlan(np.asarray(boxes, np.int64).reshape(-1, 4),
+def computed(*boxes: tuple[int, int, int, int], tracks: tuple[int, ...] = ()) -> MaskRegions:
+    """A MaskRegions as veil would compute it, from (x0, y0, x1, y1) boxes."""
+    return MaskRegions(np.asarray(boxes, np.int64).reshape(-1, 4),
                     track_ids=np.asarray(tracks or [-1] * len(boxes), np.int64))
 
 
-def plan_of(*rows: dict[str, object], path: str = "a.jpg") -> EditPlan:
+def plan_of(*rows: dict[str, object], path: str = "a.jpg") -> Edits:
     lines = [json.dumps(r) for r in rows]
     return parse_plan(lines, "plan.jsonl", [Path("/data")]).for_input(Path("/data") / path)
 
@@ -35,7 +35,7 @@ def frame_line(faces: list[dict[str, object]], frame: int = 0, path: str = "a.jp
     return {"path": path, "frame": frame, "width": W, "height": H, "faces": faces}
 
 
-def boxes(plan: MaskPlan) -> list[list[int]]:
+def boxes(plan: MaskRegions) -> list[list[int]]:
     return sorted(plan.boxes.tolist())
 
 
@@ -50,7 +50,7 @@ def test_frames_the_plan_does_not_name_keep_veils_regions() -> None:
 
 
 def test_empty_plan_changes_nothing() -> None:
-    result = EditPlan.empty().regions_for(0, computed(A, B), W, H)
+    result = Edits.empty().regions_for(0, computed(A, B), W, H)
     assert boxes(result) == sorted([list(A), list(B)])
 
 
@@ -485,7 +485,7 @@ def test_cli_refuses_a_hostile_plan_as_a_usage_error(tmp_path: Path, text: str) 
 
 
 def test_constructors_hold_values_to_the_parsers_rules() -> None:
-    from veil.planfile import AddedRegion, FaceValues, FrameEdit, PlanChecker, Release
+    from veil.edits import AddedRegion, FaceValues, FrameEdit, PlanChecker, Release
 
     check = PlanChecker("review app")
     edit = FrameEdit.checked(check, 0, W, H, [FaceValues("region 1", A_XYWH, FaceAction.KEEP)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._types import Config, Detections, MaskPlan
+from ._types import Config, Detections, MaskRegions
 
 
 def expand_boxes(boxes: np.ndarray, config: Config, grow: np.ndarray | float = 0.0) -> np.ndarray:
@@ -51,24 +51,24 @@ def clip_regions(regions: np.ndarray, width: int, height: int, min_px: int = 1) 
 def face_regions(boxes: np.ndarray, width: int, height: int, config: Config,
                  grow: np.ndarray | float = 0.0) -> np.ndarray:
     """The whole-pixel region veil masks for each xyxy face box, one row per box (a box wholly
-    outside the frame gets an empty region; `plan_rows` drops those)."""
+    outside the frame gets an empty region; `rows_and_regions` drops those)."""
     return clip_regions(expand_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), config, grow),
                         width, height, config.min_mask_px)
 
 
-def plan_rows(detections: Detections, width: int, height: int, config: Config,
-              grow: np.ndarray | float = 0.0) -> tuple[MaskPlan, Detections]:
+def rows_and_regions(detections: Detections, width: int, height: int, config: Config,
+              grow: np.ndarray | float = 0.0) -> tuple[MaskRegions, Detections]:
     """The regions veil masks for these detections, and the detections they came from, aligned
     row for row (a region wholly outside the frame is dropped with its detection)."""
     if len(detections) == 0:
-        return MaskPlan.empty(config.shape), detections
+        return MaskRegions.empty(config.shape), detections
     boxes = face_regions(detections.boxes, width, height, config, grow)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     kept = detections[keep]
-    return MaskPlan(boxes[keep], config.shape, kept.track_ids, kept.sources), kept
+    return MaskRegions(boxes[keep], config.shape, kept.track_ids, kept.sources), kept
 
 
-def plan_masks(detections: Detections, width: int, height: int, config: Config,
-               grow: np.ndarray | float = 0.0) -> MaskPlan:
+def mask_regions(detections: Detections, width: int, height: int, config: Config,
+               grow: np.ndarray | float = 0.0) -> MaskRegions:
     """The regions veil masks for these detections in a frame of the given size."""
-    return plan_rows(detections, width, height, config, grow)[0]
+    return rows_and_regions(detections, width, height, config, grow)[0]

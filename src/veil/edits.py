@@ -1,5 +1,6 @@
-"""Editable plan files: `veil scan --json` lines plus directives, applied to veil's own regions.
+"""The user's edits to veil's mask regions (`Edits`), read from plan files or made in the review app.
 
+A plan file is `veil scan --json` lines plus directives.
 A plan never replaces detection. veil detects every frame again when it redacts, and the plan
 only edits those regions:
 
@@ -31,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from ._types import MaskPlan, RegionSource
+from ._types import MaskRegions, RegionSource
 from .geometry import greedy_match_matrix, iou_matrix, xywh_to_pixel_xyxy, xywh_to_xyxy
-from .plan import clip_regions
+from .regions import clip_regions
 
 # A listed face is the same face as one of veil's regions when their regions overlap this much
 # (intersection over union). Identical settings give 1.0; other margins or presets still give
@@ -192,7 +193,7 @@ class Release:
 
 
 @dataclass(frozen=True)
-class EditPlan:
+class Edits:
     """The edits that apply to one input file; `regions_for` is what the pipelines call."""
 
     source: str = "<plan>"
@@ -201,7 +202,7 @@ class EditPlan:
     releases: tuple[Release, ...] = ()
 
     @classmethod
-    def empty(cls) -> EditPlan:
+    def empty(cls) -> Edits:
         return cls()
 
     def __bool__(self) -> bool:
@@ -214,21 +215,21 @@ class EditPlan:
                 raise InputError(f"line {edit.line}: frame {edit.frame} does not exist; the input has "
                                  f"{frames} frame{'s' if frames != 1 else ''}", self.source)
 
-    def regions_for(self, frame_index: int, computed: MaskPlan, width: int, height: int) -> MaskPlan:
+    def regions_for(self, frame_index: int, computed: MaskRegions, width: int, height: int) -> MaskRegions:
         """The regions to mask in this frame, given the regions veil computed for it."""
         return self.apply(frame_index, computed, width, height)[0]
 
-    def apply(self, frame_index: int, computed: MaskPlan, width: int,
-              height: int) -> tuple[MaskPlan, np.ndarray]:
+    def apply(self, frame_index: int, computed: MaskRegions, width: int,
+              height: int) -> tuple[MaskRegions, np.ndarray]:
         """As regions_for, plus for each returned region the row of `computed` it came from (-1: none)."""
         masked = [r for r in self.review(frame_index, computed, width, height)
                   if r.action is FaceAction.MASK]
         boxes = np.asarray([r.box for r in masked], np.int64).reshape(-1, 4)
-        plan = MaskPlan(boxes, computed.shape, np.asarray([r.track for r in masked], np.int64),
+        plan = MaskRegions(boxes, computed.shape, np.asarray([r.track for r in masked], np.int64),
                         np.asarray([int(r.source) for r in masked], np.int8))
         return plan, np.asarray([r.origin for r in masked], np.int64)
 
-    def review(self, frame_index: int, computed: MaskPlan, width: int,
+    def review(self, frame_index: int, computed: MaskRegions, width: int,
                height: int) -> list[ReviewedRegion]:
         """Every region of the frame with the plan's decision, released ones included (for the app)."""
         boxes = [tuple(int(v) for v in b) for b in computed.boxes]
@@ -371,7 +372,7 @@ class PlanFile:
                     raise InputError(f"line {release.line}: a directive that unmasks needs a \"path\" "
                                      "when several files are redacted", self.source)
 
-    def for_input(self, path: str | Path) -> EditPlan:
+    def for_input(self, path: str | Path) -> Edits:
         """The edits that apply to one input: its frame lines and the directives for it or for all."""
         target = Path(path)
         frames: dict[int, FrameEdit] = {}
@@ -384,7 +385,7 @@ class PlanFile:
                     frames[frame] = edit
         adds = tuple(a for p, a in self.adds if p is None or self._matches(p, target))
         releases = tuple(r for p, r in self.releases if p is None or self._matches(p, target))
-        return EditPlan(self.source, frames, adds, releases)
+        return Edits(self.source, frames, adds, releases)
 
 
 def load_plan(path: str | Path) -> PlanFile:
@@ -603,5 +604,5 @@ def _match(listed: list[tuple[int, int, int, int]], computed: list[tuple[int, ..
     return {len(listed) - 1 - r: len(computed) - 1 - c for r, c in zip(rows.tolist(), cols.tolist())}
 
 
-__all__ = ["EditPlan", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU",
+__all__ = ["Edits", "PlanFile", "FaceAction", "ReviewedRegion", "load_plan", "parse_plan", "MATCH_IOU",
            "PlanChecker", "PlannedFace", "FaceValues", "FrameEdit", "AddedRegion", "Release", "LARGEST_VALUE"]

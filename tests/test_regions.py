@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from veil import Config, Detections, MaskShape
-from veil.plan import clip_regions, plan_masks
+from veil.regions import clip_regions, mask_regions
 
 
 def _dets(*boxes: tuple[float, float, float, float]) -> Detections:
@@ -26,7 +26,7 @@ def _dets(*boxes: tuple[float, float, float, float]) -> Detections:
 )
 def test_plan_margins_and_clipping(box, width, height, expected) -> None:
     config = Config(margin_x=0.3, margin_top=0.35, margin_bottom=0.2)
-    plan = plan_masks(_dets(box), width, height, config)
+    plan = mask_regions(_dets(box), width, height, config)
     assert tuple(plan.boxes[0]) == expected
 
 
@@ -37,7 +37,7 @@ def test_region_covers_the_face_box_entirely() -> None:
         x, y = rng.uniform(-20, 620), rng.uniform(-20, 460)  # every box overlaps the frame
         w, h = rng.uniform(1, 200, 2)
         boxes.append((x, y, x + w, y + h))
-    plan = plan_masks(_dets(*boxes), 640, 480, Config())
+    plan = mask_regions(_dets(*boxes), 640, 480, Config())
     assert len(plan) == len(boxes)
     for (x0, y0, x1, y1), (bx0, by0, bx1, by1) in zip(plan.boxes, np.asarray(boxes)):
         assert x0 <= max(bx0, 0) and y0 <= max(by0, 0)
@@ -46,13 +46,13 @@ def test_region_covers_the_face_box_entirely() -> None:
 
 
 def test_tiny_detection_still_gets_a_minimum_mask() -> None:
-    plan = plan_masks(_dets((50, 50, 50.5, 50.5)), 100, 100, Config(min_mask_px=4))
+    plan = mask_regions(_dets((50, 50, 50.5, 50.5)), 100, 100, Config(min_mask_px=4))
     x0, y0, x1, y1 = plan.boxes[0]
     assert x1 - x0 >= 4 and y1 - y0 >= 4
 
 
 def test_empty_detections_give_empty_plan() -> None:
-    plan = plan_masks(Detections.empty(), 10, 10, Config(shape=MaskShape.ELLIPSE))
+    plan = mask_regions(Detections.empty(), 10, 10, Config(shape=MaskShape.ELLIPSE))
     assert len(plan) == 0 and plan.shape is MaskShape.ELLIPSE
 
 
@@ -60,11 +60,11 @@ def test_clip_regions_outside_frame_is_empty_region() -> None:
     out = clip_regions(np.array([[200.0, 200.0, 300.0, 300.0]]), 100, 100)
     x0, y0, x1, y1 = out[0]
     assert x1 <= x0 or y1 <= y0
-    assert len(plan_masks(_dets((200, 200, 300, 300)), 100, 100, Config(margin_x=0, margin_top=0,
+    assert len(mask_regions(_dets((200, 200, 300, 300)), 100, 100, Config(margin_x=0, margin_top=0,
                                                                            margin_bottom=0))) == 0
 
 
 def test_grow_enlarges_regions() -> None:
-    base = plan_masks(_dets((100, 100, 200, 200)), 1000, 1000, Config())
-    grown = plan_masks(_dets((100, 100, 200, 200)), 1000, 1000, Config(), grow=0.5)
+    base = mask_regions(_dets((100, 100, 200, 200)), 1000, 1000, Config())
+    grown = mask_regions(_dets((100, 100, 200, 200)), 1000, 1000, Config(), grow=0.5)
     assert (grown.boxes[0, :2] < base.boxes[0, :2]).all() and (grown.boxes[0, 2:] > base.boxes[0, 2:]).all()
