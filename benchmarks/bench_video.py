@@ -28,6 +28,7 @@ repetition: >= 10x deface's throughput at equal or better recall (>= 32 px), <= 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -38,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import av
@@ -52,6 +54,7 @@ from veil.detect.base import StaticDetector  # noqa: E402
 from veil.media.video import X264_PRESET  # noqa: E402
 from veil.paint import coverage_mask  # noqa: E402
 from veil.pipeline import redact_file  # noqa: E402
+from veil import presets  # noqa: E402
 from veil.presets import VideoDetectSettings, preset_settings, video_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -78,6 +81,18 @@ class Recall:
         every = self.covered_all / max(self.total_all, 1)
         return (f"recall>=32px {large:.4f}  recall(all) {every:.4f}  max-unmasked-run {self.longest_gap}"
                 f"  masked {self.masked:.2f} of frame, {self.area:.1f}x faces")
+
+
+@contextlib.contextmanager
+def before_issue19() -> Iterator[None]:
+    """Inside, veil plans as before issue 19, so that "before" and "after" are measured in the
+    same run: every box keeps Config's full margins (presets.SURE_MARGINS off)."""
+    margins = dict(presets.SURE_MARGINS)
+    presets.SURE_MARGINS.update(dict.fromkeys(margins))
+    try:
+        yield
+    finally:
+        presets.SURE_MARGINS.update(margins)
 
 
 def load_gt(path: Path) -> list[dict]:

@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/eval_recall.py                      # all presets + deface, 183 dev photos
     .venv/bin/python benchmarks/eval_recall.py --presets balanced --limit 40
+    .venv/bin/python benchmarks/eval_recall.py --presets fast,balanced --before --no-deface
 
 Prints a Markdown table (covered recall and IoU-0.5 recall per face-height bucket, precision, masked
 area over annotated face area, images/second of detection + planning), throughput ratios against
 balanced and deface measured in this same run, and whether each preset meets its targets.
+With --before, each preset is also scored as before issue 19 (bench_video.before_issue19: every
+box at full margins), in the same run, as a row `<preset>-before`.
 """
 
 from __future__ import annotations
@@ -65,6 +68,30 @@ def interleaved_rates(truths: list, images: Path, presets: list[DetectPreset], t
     return {p.value: len(truths) / seconds[p] for p in presets}
 
 
+def evaluate_both(truths: list, images: Path, config: Config, label: str) -> tuple[EvalReport, EvalReport]:
+    """The preset scored as before issue 19 (full margins) and as it is, from one detection per photo."""
+    from bench_video import before_issue19
+
+    from veil.evaluate import score_plan, summarise
+    from veil.media.image import read_image
+    from veil.pipeline import scan_image
+    from veil.regions import mask_regions
+
+    import time
+
+    before, after, seconds = [], [], 0.0
+    for truth in truths:
+        pixels = read_image(images / truth.image, config.max_pixels).pixels
+        started = time.perf_counter()
+        detections, plan = scan_image(pixels, config)
+        seconds += time.perf_counter() - started
+        after.append(score_plan(truth, detections, plan))
+        with before_issue19():
+            before.append(score_plan(truth, detections, mask_regions(detections, truth.width,
+                                                                   truth.height, config)))
+    return summarise(before, seconds, label + "-before"), summarise(after, seconds, label)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=Path, default=DEFAULT_GT)
@@ -74,6 +101,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--before", action="store_true",
+                        help="also score each preset as before issue 19 (full margins)")
     parser.add_argument("--interleave", type=int, default=30,
                         help="also time the presets taking turns on the first N images (0: skip)")
     args = parser.parse_args()
@@ -89,8 +118,14 @@ def main() -> int:
     for name in [p for p in args.presets.split(",") if p]:
         preset = DetectPreset(name)
         print(f"scoring {preset.value} on {len(truths)} images ...", file=sys.stderr, flush=True)
-        reports.append(evaluate(truths, images, Config(detect=preset, threads=args.threads),
-                                label=preset.value))
+        config = Config(detect=preset, threads=args.threads)
+        if args.before:
+            # The detector's boxes are the same with and without the margin rule; only planning
+            # differs, so both rows come from one detection per photo.
+            before, after = evaluate_both(truths, images, config, preset.value)
+            reports += [before, after]
+        else:
+            reports.append(evaluate(truths, images, config, label=preset.value))
     if not args.no_deface:
         import deface_baseline
 

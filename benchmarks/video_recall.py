@@ -13,12 +13,15 @@ issue's bar (a face >= 32 px unmasked for more than 2 consecutive frames) it nam
 with WIDER's own labels for it (occlusion, blur, pose; read through the folder's clips.json). The
 summary counts the clips over the bar, and how many of the faces over it WIDER labels heavily
 occluded (the bar still counts them: a partly hidden face is a face).
+`--before` also runs each setting as before issue 19 (bench_video.before_issue19: full margins), in
+the same run, and names those rows `<setting>-before`.
 `--hold S` sets `Config.track_hold_s` (0.5: no hold beyond the gap) to compare the long hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -28,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_video import DATA, Recall, Recorder, load_gt, load_make_clips, parse_setting, score  # noqa: E402
+from bench_video import (DATA, Recall, Recorder, before_issue19, load_gt, load_make_clips,  # noqa: E402
+                         parse_setting, score)
 
 from veil._types import Config  # noqa: E402
 from veil.pipeline import redact_file  # noqa: E402
@@ -76,28 +80,34 @@ def main() -> None:
                         help="folders of rendered clips (instead of --seeds)")
     parser.add_argument("--settings", default="balanced")
     parser.add_argument("--hold", type=float, help="Config.track_hold_s (default: veil's)")
+    parser.add_argument("--before", action="store_true", help="also run each setting as before issue 19")
     args = parser.parse_args()
     settings = [parse_setting(s) for s in args.settings.split(",")]
+    if args.before:
+        settings = [row for name, setting in settings
+                    for row in ((name + "-before", setting), (name, setting))]
     config = Config() if args.hold is None else Config(track_hold_s=args.hold)
     results: dict[str, list[Recall]] = {name: [] for name, _ in settings}
     over_faces: dict[str, list[dict[str, str]]] = {name: [] for name, _ in settings}
     with tempfile.TemporaryDirectory(prefix="veil-recall-") as tmp_name:
         tmp = Path(tmp_name)
         folders = args.clips or [render(tmp, int(s), args.seconds) for s in args.seeds.split(",")]
-        print(f"{'clip':40} {'setting':12} {'>=32px':>7} {'run':>4} {'masked':>7}")
+        print(f"{'clip':40} {'setting':12} {'>=32px':>7} {'run':>4} {'masked':>7} {'area':>6}")
         for folder in folders:
             for video in sorted(folder.glob("*.mp4")):
                 gt = load_gt(video.with_name(video.stem + ".gt.jsonl"))
                 for name, setting in settings:
                     recorder = Recorder()
-                    redact_file(video, tmp / "out.mp4", config, overwrite=True, plan=recorder,
-                                      detect_settings=setting)
+                    margins = before_issue19() if name.endswith("-before") else contextlib.nullcontext()
+                    with margins:
+                        redact_file(video, tmp / "out.mp4", config, overwrite=True, plan=recorder,
+                                    detect_settings=setting)
                     r = score(gt, recorder.coverages)
                     results[name].append(r)
                     flag = "  <- over the bar" if r.longest_gap > MAX_RUN else ""
                     print(f"{folder.name + '/' + video.stem:40.40} {name:12} "
                           f"{r.covered_large / max(r.total_large, 1):7.4f} {r.longest_gap:4d} "
-                          f"{r.masked:7.2f}{flag}", flush=True)
+                          f"{r.masked:7.2f} {r.area:5.2f}x{flag}", flush=True)
                     labels = face_labels(folder, video) if r.longest_gap > MAX_RUN else {}
                     for face, run in sorted(r.runs.items()):
                         if run > MAX_RUN:
@@ -111,7 +121,8 @@ def main() -> None:
         masked = sum(r.masked for r in rows) / len(rows)
         print(f"{name}: {len(rows)} clips, {over} with a face >= 32 px unmasked > {MAX_RUN} frames "
               f"(longest {max(r.longest_gap for r in rows)}), lowest recall {worst:.4f}, "
-              f"mean masked fraction {masked:.3f}")
+              f"mean masked fraction {masked:.3f}, "
+              f"mean masked / face area {sum(r.area for r in rows) / len(rows):.2f}x")
         faces = over_faces[name]
         if faces:
             heavy = sum(f.get("occlusion") == "heavy" for f in faces)

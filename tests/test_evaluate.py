@@ -54,6 +54,20 @@ def test_ground_truth_as_predictions_scores_one() -> None:
     assert report.area_ratio == pytest.approx(1.0)
 
 
+def test_loose_precision_counts_any_box_touching_a_face_or_ignore_region() -> None:
+    preds = np.array([
+        [12, 12, 40, 40],   # a loose box over face 0 (IoU far under 0.5): on a face
+        [0, 60, 10, 70],    # nothing there: a false mask
+        [180, 90, 200, 100],  # on the ignore region only
+        [60, 60, 70, 70],   # nothing there
+    ], np.float64)
+    frame = score(FACES[:1], preds, ignore=[[185, 92, 5, 5]])
+    assert (frame.on_faces, frame.predictions) == (2, 4)
+    report = summarise([frame, score(FACES[:1], np.zeros((0, 4)))])
+    assert report.loose_precision == 0.5
+    assert report.precision == 0.0  # the strict figure: no box matches at IoU 0.5
+
+
 def test_no_predictions_scores_zero() -> None:
     report = summarise([score(FACES, np.zeros((0, 4)))])
     assert all(b.recall == 0.0 and b.covered_recall == 0.0 for b in report.buckets)

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
-from veil import Config, Detections, MaskShape
+from veil import Config, Detections, DetectPreset, MaskShape
+from veil.presets import sure_margins
 from veil.regions import clip_regions, mask_regions
 
 
-def _dets(*boxes: tuple[float, float, float, float]) -> Detections:
-    return Detections(np.asarray(boxes, np.float32), np.full(len(boxes), 0.9, np.float32))
+def _dets(*boxes: tuple[float, float, float, float], score: float = 0.2) -> Detections:
+    """Boxes the detector is not sure of (under presets.SURE_MARGINS): Config's full margins."""
+    return Detections(np.asarray(boxes, np.float32), np.full(len(boxes), score, np.float32))
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,33 @@ def test_plan_margins_and_clipping(box, width, height, expected) -> None:
     config = Config(margin_x=0.3, margin_top=0.35, margin_bottom=0.2)
     plan = mask_regions(_dets(box), width, height, config)
     assert tuple(plan.boxes[0]) == expected
+
+
+@pytest.mark.parametrize(
+    ("preset", "score", "expected"),
+    [
+        # A sure box in fast and balanced: 0.6x the margins (0.15 / 0.24 / 0.12 of a 100 px face).
+        (DetectPreset.BALANCED, 0.9, (185, 176, 315, 312)),
+        (DetectPreset.FAST, 0.3, (185, 176, 315, 312)),
+        # Unsure, or carried by the tracker (score 0): the full 0.25 / 0.4 / 0.2.
+        (DetectPreset.BALANCED, 0.29, (175, 160, 325, 320)),
+        (DetectPreset.BALANCED, 0.0, (175, 160, 325, 320)),
+        # thorough keeps every margin.
+        (DetectPreset.THOROUGH, 0.9, (175, 160, 325, 320)),
+    ],
+)
+def test_sure_boxes_get_smaller_margins(preset, score, expected) -> None:
+    config = Config(detect=preset)
+    plan = mask_regions(_dets((200, 200, 300, 300), score=score), 1000, 1000, config,
+                        sure=sure_margins(config))
+    assert tuple(plan.boxes[0]) == expected
+
+
+def test_sure_margins_never_leave_the_face_box() -> None:
+    """Whatever the margins are scaled to, the region still holds the whole detected box."""
+    plan = mask_regions(_dets((10.5, 20.5, 60.5, 90.5), score=0.99), 640, 480,
+                        Config(margin_x=0.0, margin_top=0.0, margin_bottom=0.0), sure=(0.3, 0.6))
+    assert tuple(plan.boxes[0]) == (10, 20, 61, 91)
 
 
 def test_region_covers_the_face_box_entirely() -> None:

@@ -196,7 +196,8 @@ class Config:
     # Margins relative to the detected box, chosen so the mask covers hair, forehead, ears and chin.
     # CenterFace's boxes match WIDER's face boxes (brow to chin, cheek to cheek) within ~5 % at the
     # median, so the head needs most room above (hair) and some at the sides (ears). At these values
-    # the balanced preset masks ~2.6x the annotated face area on WIDER dev (benchmarks/eval_recall.py).
+    # the balanced preset masks ~2.6x the annotated face area on WIDER dev (benchmarks/eval_recall.py);
+    # fast and balanced scale them for boxes they are sure of (presets.SURE_MARGINS): ~2.15x.
     margin_x: float = 0.25
     margin_top: float = 0.40
     margin_bottom: float = 0.20

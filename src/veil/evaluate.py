@@ -9,7 +9,9 @@ The measures follow ../shared/data/README.md ("How to score"):
 - precision at IoU >= 0.5 with the same matching; an unmatched prediction lying on an ignore region
   is left out of the count, and a second prediction on an already matched face is a false positive;
 - the share of image pixels masked, beside the share covered by the annotated faces, so that
-  masking everything cannot pass for recall.
+  masking everything cannot pass for recall;
+- loose precision: the share of predictions that overlap an annotated face or ignore region at
+  all (issue 19's "regions on a face"): a box on a face, however badly fitted, is no false mask.
 
 Every figure is given per size bucket of ground-truth box height (< 16, 16-32, 32-64, >= 64 px) and
 overall. `score_frame` is the building block (plain arrays in, a `FrameScore` out) so that video tests
@@ -212,6 +214,8 @@ class FrameScore:
     face_share: float  # share of the frame's pixels inside the annotated face boxes
     ids: np.ndarray | None = None  # clip face ids aligned with heights, when known
     image: str = ""
+    on_faces: int = 0  # predictions overlapping a face or ignore region at all (loose precision)
+    predictions: int = 0
 
     @property
     def faces(self) -> int:
@@ -246,6 +250,9 @@ def score_frame(truth_xywh: np.ndarray, ignore_xywh: np.ndarray, detections_xyxy
     false_positive = unmatched & ~_on_ignore(preds, ignore)
     fractions = covered_fractions(truth, coverage)
     pixels = max(1, width * height)
+    anywhere = np.concatenate([truth, ignore]).astype(np.float32)
+    on_faces = int((iou_matrix(preds.astype(np.float32), anywhere) > 0).any(axis=1).sum()) \
+        if len(anywhere) and len(preds) else 0
     return FrameScore(
         heights=truth[:, 3] - truth[:, 1],
         found=face_matched,
@@ -257,6 +264,8 @@ def score_frame(truth_xywh: np.ndarray, ignore_xywh: np.ndarray, detections_xyxy
         face_share=float(boxes_coverage(truth, width, height).sum()) / pixels,
         ids=None if ids is None else np.asarray(ids, np.int64).reshape(-1),
         image=image,
+        on_faces=on_faces,
+        predictions=len(preds),
     )
 
 
@@ -305,6 +314,8 @@ class EvalReport:
     frames: int
     seconds: float = 0.0
     label: str = ""
+    on_faces: int = 0
+    predictions: int = 0
 
     def bucket(self, name: str) -> BucketFigures:
         for b in self.buckets:
@@ -316,6 +327,11 @@ class EvalReport:
     def precision(self) -> float:
         counted = self.true_positives + self.false_positives
         return self.true_positives / counted if counted else float("nan")
+
+    @property
+    def loose_precision(self) -> float:
+        """The share of predictions overlapping a face or ignore region at all."""
+        return self.on_faces / self.predictions if self.predictions else float("nan")
 
     @property
     def area_ratio(self) -> float:
@@ -332,6 +348,7 @@ class EvalReport:
             "frames": self.frames,
             "buckets": {b.name: b.to_json() for b in self.buckets},
             "precision": _round(self.precision),
+            "loose_precision": _round(self.loose_precision),
             "mask_share": round(self.mask_share, 5),
             "face_share": round(self.face_share, 5),
             "area_ratio": _round(self.area_ratio) if math.isfinite(self.area_ratio) else None,
@@ -360,6 +377,8 @@ def summarise(scores: Sequence[FrameScore], seconds: float = 0.0, label: str = "
         frames=n,
         seconds=seconds,
         label=label,
+        on_faces=sum(s.on_faces for s in scores),
+        predictions=sum(s.predictions for s in scores),
     )
 
 
@@ -430,13 +449,14 @@ def format_table(reports: Sequence[EvalReport]) -> str:
     """A Markdown table, one row per report: covered recall and recall per bucket, then the rest."""
     names = [b.name for b in reports[0].buckets] if reports else []
     head = (["", *[f"covered {n}" for n in names], *[f"IoU.5 {n}" for n in names],
-             "precision", "mask/face area", "images/s"])
+             "precision", "loose precision", "mask/face area", "images/s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in reports:
         cells = [r.label or "-"]
         cells += [_fmt(b.covered_recall) for b in r.buckets]
         cells += [_fmt(b.recall) for b in r.buckets]
-        cells += [_fmt(r.precision), f"{r.area_ratio:.2f}x", f"{r.frames_per_second:.2f}"]
+        cells += [_fmt(r.precision), _fmt(r.loose_precision), f"{r.area_ratio:.2f}x",
+                  f"{r.frames_per_second:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     if reports:
         counts = ", ".join(f"{b.name}: {b.faces}" for b in reports[0].buckets)

@@ -36,7 +36,14 @@ from .media.kinds import MediaKind, media_kind
 from .media.video import VideoReader, VideoWriter
 from .motion import with_motion
 from .paint import apply_masks, paint_frame
-from .presets import VideoDetectSettings, still_settings, tracker_settings, video_settings
+from .presets import (
+    VideoDetectSettings,
+    still_settings,
+    sure_margins,
+    tracker_settings,
+    video_settings,
+)
+from .regions import SureMargins
 from .report import Tally
 from .runner import Consumer, Producer
 from .edits import Edits
@@ -67,6 +74,7 @@ class StageSettings:
     prescale: float = 1.0  # < 1: the detector sees frames scaled down by this
     tracker: TrackerSettings | None = None  # None: no tracking (a still)
     camera_motion: bool = False  # estimate the camera's motion for the tracker (in the decoder)
+    sure: SureMargins = None  # smaller margins for boxes the detector is sure of (presets)
 
 
 def still_stages(config: Config, pixels: np.ndarray, detector: Detector | None = None
@@ -74,10 +82,11 @@ def still_stages(config: Config, pixels: np.ndarray, detector: Detector | None =
     """One pass of the still detector. A quantised still (1-bit, dithered, few colours) is
     searched on a smoothed copy, and with veil's own detector at lowered thresholds: faces
     rebuilt from dots score lower (detect/dequantise.py)."""
+    sure = sure_margins(config)
     if not is_quantised(pixels):
-        return StageSettings(detector or detector_for(config))
+        return StageSettings(detector or detector_for(config), sure=sure)
     detector = detector or cached_detector(still_settings(config, quantised=True), config.threads)
-    return StageSettings(Dequantised(detector))
+    return StageSettings(Dequantised(detector), sure=sure)
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
@@ -91,7 +100,7 @@ def video_stages(config: Config, rate: float | None, detector: Detector | None =
     detector = detector or cached_detector(settings.detector, config.threads)
     return StageSettings(detector, settings.detect_every, prescale,
                          tracker_settings(config, rate, settings.detect_every, settings.tracker),
-                         settings.camera_motion)
+                         settings.camera_motion, sure_margins(config))
 
 
 def with_camera(frames: Iterable[Any], stages: StageSettings) -> Iterator[tuple[Any, np.ndarray | None]]:
@@ -105,7 +114,7 @@ def planned_frames(frames: Iterable[tuple[Any, np.ndarray | None]], stages: Stag
                    config: Config, edits: Edits | None = None) -> Iterator[PlannedFrame]:
     """The detect -> track -> regions -> edits chain with these settings."""
     return chain(frames, stages.detector, config, every=stages.every, prescale=stages.prescale,
-                 tracker=stages.tracker, user_edits=edits)
+                 tracker=stages.tracker, sure=stages.sure, user_edits=edits)
 
 
 # -- the two kinds of source ---------------------------------------------------------------------

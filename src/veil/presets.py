@@ -41,6 +41,21 @@ STILL: dict[DetectPreset, DetectorSettings] = {
 QUANTISED_SCALE = 0.5
 
 
+# Margins of boxes the detector is sure of: (score at least, factor on Config's margins). A sure
+# box sits on the face, so full margins there only add area: at 0.6x balanced masks 2.15x the
+# face area on WIDER dev instead of 2.63x with no face uncovered in any size bucket (0.5x loses
+# one face >= 64 px). thorough keeps every margin. Method and sweep in docs/benchmarks.md.
+SURE_MARGINS: dict[DetectPreset, tuple[float, float] | None] = {
+    DetectPreset.FAST: (0.3, 0.6),
+    DetectPreset.BALANCED: (0.3, 0.6),
+    DetectPreset.THOROUGH: None,
+}
+
+
+def sure_margins(config: Config) -> tuple[float, float] | None:
+    return SURE_MARGINS[config.detect]
+
+
 def preset_settings(preset: DetectPreset | str, threshold: float | None = None) -> DetectorSettings:
     """The still settings of a named preset; a threshold given replaces every size tier's."""
     settings = STILL[DetectPreset(preset)]
@@ -119,5 +134,5 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
     return replace(linking, gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
-__all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
+__all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]

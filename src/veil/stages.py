@@ -27,7 +27,7 @@ import numpy as np
 from ._types import Config, Detections, FaceRecord, MaskRegions
 from .detect.base import Detector
 from .edits import Edits
-from .regions import rows_and_regions
+from .regions import SureMargins, rows_and_regions
 from .report import face_records, lowest_score
 from .track import TrackedFrame, Tracker, TrackerSettings
 
@@ -150,11 +150,12 @@ def _paired(frame: Any, tracked: TrackedFrame) -> tuple[Any, TrackedFrame]:
     return frame, tracked
 
 
-def regions(tracked: Iterable[tuple[Any, TrackedFrame]], config: Config) -> Iterator[PlannedFrame]:
-    """Mask regions for the tracked rows (margins, exact edge clipping); see plan.py."""
+def regions(tracked: Iterable[tuple[Any, TrackedFrame]], config: Config,
+            sure: SureMargins = None) -> Iterator[PlannedFrame]:
+    """Mask regions for the tracked rows (margins, exact edge clipping); see regions.py."""
     for frame, rows in tracked:
         width, height = frame.size
-        computed, kept = rows_and_regions(rows.detections, width, height, config, rows.grow)
+        computed, kept = rows_and_regions(rows.detections, width, height, config, rows.grow, sure)
         yield PlannedFrame(frame, computed, kept, computed)
 
 
@@ -171,10 +172,10 @@ def apply_edits(planned: Iterable[PlannedFrame], edits: Edits | None) -> Iterato
 
 def chain(frames: Iterable[tuple[Any, np.ndarray | None]], detector: Detector, config: Config, *,
           every: int = 1, prescale: float = 1.0, tracker: TrackerSettings | None = None,
-          user_edits: Edits | None = None) -> Iterator[PlannedFrame]:
+          sure: SureMargins = None, user_edits: Edits | None = None) -> Iterator[PlannedFrame]:
     """detect -> track -> regions -> edits over a stream of (frame, motion) pairs."""
     sightings = detect(frames, detector, every, prescale)
-    return apply_edits(regions(track(sightings, tracker), config), user_edits)
+    return apply_edits(regions(track(sightings, tracker), config, sure), user_edits)
 
 
 __all__ = ["Picture", "StillFrame", "Sighting", "PlannedFrame", "detect", "track", "regions",

@@ -14,7 +14,8 @@ import numpy as np
 from .._types import Config, Detections, MaskRegions
 from ..detect.base import Detector
 from ..geometry import greedy_match_matrix, iou_matrix, xyxy_to_xywh
-from ..regions import face_regions
+from ..presets import sure_margins
+from ..regions import face_regions, margin_scale
 from . import pixels as pixel_check
 from .reid import MIN_FACE_PX, SAME_PERSON_DISTANCE, alignment_box, match_faces
 from .report import FaceAudit, Finding, FindingKind, RegionStyle
@@ -49,7 +50,9 @@ def veil_regions(detections: Detections, width: int, height: int, config: Config
     """The regions veil masks, one row per detection (unlike mask_regions, none is dropped)."""
     if len(detections) == 0:
         return MaskRegions.empty(config.shape)
-    return MaskRegions(face_regions(detections.boxes, width, height, config), config.shape)
+    scale = margin_scale(detections.scores, sure_margins(config))
+    return MaskRegions(face_regions(detections.boxes, width, height, config, scale=scale),
+                       config.shape)
 
 
 def _match(veil_boxes: np.ndarray, dlib_boxes: np.ndarray) -> dict[int, int]:
