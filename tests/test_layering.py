@@ -116,3 +116,39 @@ def test_no_import_cycles_among_veil_modules() -> None:
 def test_geometry_sits_at_the_bottom() -> None:
     # Every stage, _types included, measures boxes with it; it needs none of them.
     assert import_graph()["veil.geometry"] == set()
+
+
+# The data flow's layers, bottom-up (docs/design.md): a module may import its own layer and those
+# before it, never one after it.
+LAYERS: list[tuple[str, ...]] = [
+    ("veil._errors", "veil._types", "veil.geometry", "veil._models", "veil._atomic", "veil.scrub"),
+    ("veil.media", "veil.motion"),  # decode / encode
+    ("veil.detect",),
+    ("veil.track",),
+    ("veil.regions", "veil.edits", "veil.paint", "veil.report", "veil.presets"),
+    ("veil.stages", "veil.runner"),
+    ("veil.pipeline",),
+    ("veil.audit", "veil.evaluate"),  # reading outputs back
+    ("veil.batch", "veil.cli", "veil.web", "veil.__main__", "veil"),  # front-ends
+]
+
+
+def _layer(module: str) -> int:
+    best = -1, -1
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best[1]:
+                best = index, len(prefix)
+    assert best[0] >= 0, f"{module} is in no layer: add it to LAYERS and docs/design.md"
+    return best[0]
+
+
+def test_no_module_imports_one_above_it_in_the_data_flow() -> None:
+    upward = sorted(f"{name} -> {imported}" for name, imports in import_graph().items()
+                    for imported in imports if _layer(imported) > _layer(name))
+    assert upward == []
+
+
+def test_the_layer_check_can_fail() -> None:
+    assert _layer("veil.pipeline") > _layer("veil.stages") > _layer("veil.detect.faces")
+    assert _layer("veil.audit.frame") > _layer("veil.pipeline")
