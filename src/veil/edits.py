@@ -1,7 +1,7 @@
 """The user's edits to veil's mask regions (`Edits`), read from plan files or made in the review app.
 
-A plan file is `veil scan --json` lines plus directives. A plan never replaces detection. veil detects every frame again when it redacts, and the plan
-only edits those regions:
+A plan file is `veil scan --json` lines plus directives. A plan never replaces detection: veil
+detects every frame again when it redacts, and the plan only edits those regions:
 
 - a frame line (the `veil scan --json` format) lists the faces of one frame; a face may carry
   `"keep": true` (a real face left visible, e.g. an interviewee who consented) or `"remove": true`
