@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +116,25 @@ def assert_one_face_shows(original: np.ndarray, result: np.ndarray, boxes: Seque
         if i != shown:
             assert result[y + inset:y + h - inset, x + inset:x + w - inset].mean() < 4, \
                 f"face {i} is not masked"
+
+
+def redact_in_background(src: Path, target: Path, **popen: object) -> subprocess.Popen[str]:
+    """`python -m veil redact SRC -o TARGET`, returned once its hidden temporary file is being
+    written (so a signal sent next lands mid-file); bounded at 120 s."""
+    from veil._atomic import TEMP_MARK
+
+    proc = subprocess.Popen([sys.executable, "-m", "veil", "redact", str(src), "-o", str(target)],
+                            text=True, **popen)  # type: ignore[call-overload]
+    deadline = time.monotonic() + 120
+    partial: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = [p for p in target.parent.iterdir() if TEMP_MARK in p.name and p.stat().st_size > 4096]
+        if partial:
+            break
+        time.sleep(0.05)
+    if not partial or proc.poll() is not None:
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise AssertionError("the encoder never started writing, or finished before the signal; "
+                             "use a longer clip")
+    return proc
