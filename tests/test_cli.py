@@ -365,3 +365,29 @@ def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: 
     assert result.exit_code == 2, result.stderr
     assert result.stderr.splitlines() == ["error CenterFace weights fail their hash check; reinstall veil"]
     assert len(calls) == 1, "the batch went on after the model failed"
+
+
+def test_the_pixel_limit_is_veils_own_150_megapixels(tmp_path: Path) -> None:
+    """Pillow warns from 89.5 MP; veil's limit is 150 MP, checked from the header before decoding."""
+    from veil import InputError
+    from veil.media.image import read_image
+
+    scan = tmp_path / "scan.png"
+    _png_bomb(scan, side=12000)  # 144 MP: allowed (its pixel data is cut short, so decoding fails)
+    with pytest.raises(InputError) as allowed:
+        read_image(scan)
+    assert "bomb" not in allowed.value.message and "truncated" in allowed.value.message
+    _png_bomb(scan, side=12300)  # 151 MP: over the limit
+    with pytest.raises(InputError, match="over the limit of 150 megapixels"):
+        read_image(scan)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_walked(tmp_path: Path) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (120, 130, 140)).save(folder / "a.png")
+    safe = folder / "safe"
+    for _ in range(2):  # the second run must not take the first run's copy as an input
+        result = run_cli("redact", folder, "-o", safe, "--overwrite")
+        assert result.exit_code == 0, result.stderr
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*.png")) == [Path("a.png"), Path("safe/a.png")]

@@ -36,13 +36,17 @@ def collect_jobs(inputs: Iterable[Path], output: Path | None) -> list[Job]:
     it is a folder, and inputs found under a folder keep their relative paths inside it.
     """
     inputs = list(inputs)
+    # An output folder inside an input folder holds an earlier run's copies: never inputs (a second
+    # run would otherwise redact them again into OUT/OUT).
+    skip = output.resolve() if output is not None and output.is_dir() else None
     pairs: list[tuple[Path, Path | None]] = []  # (file, folder it was found under)
     for item in inputs:
         if item.is_dir():
             # Not only regular files: a FIFO or device named like media is listed so that it is
             # refused with an error (media_kind checks it without opening it) instead of skipped.
             for found in sorted(p for p in item.rglob("*")
-                                if p.exists() and not p.is_dir() and _is_candidate(p)):
+                                if p.exists() and not p.is_dir() and _is_candidate(p)
+                                and not (skip is not None and p.resolve().is_relative_to(skip))):
                 pairs.append((found, item))
         else:
             pairs.append((item, None))

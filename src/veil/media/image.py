@@ -61,7 +61,10 @@ def read_image(path: Path, max_pixels: int = Config.max_pixels) -> StillImage:
     _register_heif()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit (max_pixels, 150 MP by default: pages of archive scans are large) is
+            # checked from the header below; Pillow's lower warning threshold (89.5 MP) would
+            # refuse valid scans. Pillow still refuses outright over twice that (179 MP).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 fmt = img.format or ""
                 width, height = img.size

@@ -357,7 +357,9 @@ class VideoWriter:
         self.path = path
         self.target = target
         fmt = output_format(target)
-        options: dict[str, str] = {"fflags": "+bitexact"}  # no "encoder: Lavf..." tag either
+        # No "encoder: Lavf<version>" tag. Matroska and WebM must name a writing application in
+        # their header: bitexact makes it plain "Lavf", with no version.
+        options: dict[str, str] = {"fflags": "+bitexact"}
         if fmt in ("mp4", "mov"):
             # faststart moves the index to the front for playback while downloading.
             options["movflags"] = "+faststart"
