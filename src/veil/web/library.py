@@ -21,7 +21,7 @@ from ..batch import collect_jobs
 from ..detect.base import Detector
 from ..media.image import read_image
 from ..media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..pipeline import detector_for, scan_image
+from ..pipeline import scan_image
 from ..edits import Edits, FaceAction, parse_plan
 from .edits import still_plan, video_plan
 from .errors import RequestError
@@ -96,9 +96,6 @@ class Library:
                 "low_confidence": LOW_CONFIDENCE,
                 "mask_styles": [{"value": m.value, "reversible": m.reversible} for m in MaskStyle]}
 
-    def _detector(self) -> Detector:
-        return self.detector or detector_for(self.config)
-
     # -- videos ----------------------------------------------------------------------------------
 
     def video(self, item_id: int) -> dict[str, Any]:
@@ -162,7 +159,7 @@ class Library:
             if cached is not None:
                 return cached
             still = read_image(readable, self.config.max_pixels)
-            detections, computed = scan_image(still.pixels, self.config, self._detector())
+            detections, computed = scan_image(still.pixels, self.config, self.detector)
             scan = _Scan(detections, computed, still.width, still.height)
             with self._lock:
                 self._scans[item_id] = scan
@@ -214,9 +211,6 @@ class Library:
         if item.kind == "video":
             analysis = self._ready_video(item_id)
             plan, kept, removed = video_plan(analysis, request)
-            # Videos: the caller's detector or none, so the video pipeline picks the same
-            # detector settings the review pass used (track ids must match the page's).
-            detector = self.detector
         else:
             scan = self._scan(item.id)
             plan = still_plan(request.get("regions", []), scan.width, scan.height)
@@ -225,9 +219,12 @@ class Library:
             except VeilError as exc:
                 raise RequestError(exc.message) from None
             kept, removed = actions.count(FaceAction.KEEP), actions.count(FaceAction.REMOVE)
-            detector = self._detector()
         target = options.target(item, self.output_dir)
-        return self.exports.start(item, options, target, self.config, plan, detector, kept, removed)
+        # The caller's detector or none, so the pipeline picks the settings the review pass used
+        # for this kind of file (video track ids must match the page's; a dithered still gets its
+        # smoothed view and lowered thresholds, as `veil redact` gives it).
+        return self.exports.start(item, options, target, self.config, plan, self.detector, kept,
+                                  removed)
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.exports.job(job_id)
