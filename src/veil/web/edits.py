@@ -1,6 +1,6 @@
 """The page's edits as an Edits, built from the values it sent through the plan file's own checks.
 
-Nothing is written out as plan text and parsed back: each value goes straight into planfile's
+Nothing is written out as plan text and parsed back: each value goes straight into edits.py's
 constructors (FrameEdit.checked, AddedRegion.interpolated, Release.keep_track, ...), which hold it
 to the same rules as a line of a plan file. A refused value becomes a 400 with the check's message.
 """
