@@ -36,12 +36,14 @@ def collect_jobs(inputs: Iterable[Path], output: Path | None) -> list[Job]:
     it is a folder, and inputs found under a folder keep their relative paths inside it.
     """
     inputs = list(inputs)
-    # An output folder inside an input folder holds an earlier run's copies: never inputs (a second
-    # run would otherwise redact them again into OUT/OUT).
-    skip = output.resolve() if output is not None and output.is_dir() else None
+    out_dir = output.resolve() if output is not None and output.is_dir() else None
     pairs: list[tuple[Path, Path | None]] = []  # (file, folder it was found under)
     for item in inputs:
         if item.is_dir():
+            # An output folder inside the input folder holds an earlier run's copies: never inputs
+            # (a second run would redact them again into OUT/OUT). The same folder as output is
+            # refused per file later (the output would overwrite the input).
+            skip = out_dir if out_dir is not None and out_dir != item.resolve() else None
             # Not only regular files: a FIFO or device named like media is listed so that it is
             # refused with an error (media_kind checks it without opening it) instead of skipped.
             for found in sorted(p for p in item.rglob("*")
