@@ -146,8 +146,10 @@ def main() -> None:
                         help="only measure HOG hits on the originals (see the docstring)")
     parser.add_argument("--left-out-px", type=int, default=40,
                         help="--leave-one-out pastes back a face at least this tall")
-    parser.add_argument("--json", type=Path, help="also write the per-image rows here")
+    parser.add_argument("--json", type=Path, help="also write the per-image rows here, as they come")
     args = parser.parse_args()
+    if args.json:
+        args.json.write_text("")
     masks = [MaskStyle(m) for m in args.masks.split(",")]
     images = photos(args.gt, args.min_face, args.limit)
     if args.hog_hits:
@@ -204,7 +206,13 @@ def main() -> None:
                                            if f.distance is not None],
                              "findings": dict(Counter(f.kind.value for f in report.findings)),
                              "review": [f.message for f in report.review], "left_out": left,
+                             "clean": report.clean, "old_clean": not old,
+                             "false_alarm": {"old": false_alarm(old, truth),
+                                             "new": false_alarm(report.findings, truth)},
                              "seconds": {k: round(v, 3) for k, v in report.seconds.items()}})
+                if args.json:  # row by row, so an interrupted run still leaves its figures
+                    with args.json.open("a") as out:
+                        out.write(json.dumps(rows[-1]) + "\n")
             if n % 10 == 0 or n == len(images):
                 print(f"  {n}/{len(images)} photos", flush=True)
 
@@ -243,8 +251,6 @@ def main() -> None:
                   f"({sum(bool(x['reported']) for x in left) / n:.1%}); by the second detector "
                   f"{sum(bool(x['second_old']) for x in left)} under the old rule, "
                   f"{sum(bool(x['second_new']) for x in left)} under the new")
-    if args.json:
-        args.json.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
 
 if __name__ == "__main__":
