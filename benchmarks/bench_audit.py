@@ -1,7 +1,7 @@
 """Measures what the audit finds on veil's own output of the WIDER dev photos, and what it costs.
 
     .venv/bin/python benchmarks/bench_audit.py [--masks solid,blur,mosaic] [--limit N] [--min-face 40]
-        [--stride N] [--before-after] [--leave-one-out] [--hog-hits]
+        [--stride N [--offset K]] [--before-after] [--leave-one-out] [--hog-hits]
 
 For every dev photo with a ground-truth face at least --min-face px tall (smaller faces are never
 dlib-matchable, so photos without one add nothing to the match figures), and for each mask style:
@@ -59,11 +59,11 @@ from veil.media.image import read_image  # noqa: E402
 DEFAULT_GT = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
 
 
-def photos(gt: Path, min_face: int, limit: int, stride: int = 1
+def photos(gt: Path, min_face: int, limit: int, stride: int = 1, offset: int = 0
            ) -> list[tuple[Path, list[list[float]]]]:
     rows = [json.loads(line) for line in gt.read_text().splitlines() if line.strip()]
     chosen = [(gt.parent / r["image"], r["boxes"]) for r in rows
-              if any(b[3] >= min_face for b in r["boxes"])][::stride]
+              if any(b[3] >= min_face for b in r["boxes"])][offset::stride]
     return chosen[:limit] if limit else chosen
 
 
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--stride", type=int, default=1,
                         help="every N-th photo only: a subset that spans all the dev set's scenes")
+    parser.add_argument("--offset", type=int, default=0, help="with --stride: start at this photo")
     parser.add_argument("--min-face", type=int, default=40)
     parser.add_argument("--before-after", action="store_true",
                         help="compare the old and new second-detector rule (see the docstring)")
@@ -154,7 +155,7 @@ def main() -> None:
     if args.json:
         args.json.write_text("")
     masks = [MaskStyle(m) for m in args.masks.split(",")]
-    images = photos(args.gt, args.min_face, args.limit, args.stride)
+    images = photos(args.gt, args.min_face, args.limit, args.stride, args.offset)
     if args.hog_hits:
         hog_hits(images)
         return

@@ -210,7 +210,7 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
             else:
                 review.append(Finding(
                     FindingKind.UNCONFIRMED_FACE,
-                    f"for review: dlib {second_detector.value} finds a weak face-like pattern at "
+                    f"dlib {second_detector.value} finds a weak face-like pattern at "
                     f"{_fmt(xywh)} that no mask covers ({share:.0%} masked, {evidence} < "
                     f"{CONFIRM_SCORE}); probably not a face",
                     frame=frame, box=xywh, value=float(score)))

@@ -198,10 +198,14 @@ class AuditReport:
                   if self.kind == "video" else "")
         review = (f"; {len(self.review)} weak unconfirmed second-detector hit"
                   f"{'s' if len(self.review) != 1 else ''} listed for review" if self.review else "")
+        # Review entries are listed too (the review app shows this text), after any findings.
+        listed = [f"  [for review]{f' frame {f.frame}' if self.kind == 'video' else ''} "
+                  f"{f.message}" for f in self.review[:max(1, max_lines - len(self.findings))]]
         if self.clean:
-            return (head + f"clean{frames}: {len(self.faces)} face{'s' if len(self.faces) != 1 else ''} "
-                    "checked, no surviving pixels, no confirmed face found by the second detector, "
-                    "no match, no identifying metadata" + review)
+            return "\n".join([
+                head + f"clean{frames}: {len(self.faces)} face{'s' if len(self.faces) != 1 else ''} "
+                "checked, no surviving pixels, no confirmed face found by the second detector, "
+                "no match, no identifying metadata" + review] + listed)
         counts = ", ".join(f"{len(self.by_check(c))} {c.value.replace('_', ' ')}"
                            for c in Check if self.by_check(c))
         lines = [head + f"{len(self.findings)} finding{'s' if len(self.findings) != 1 else ''}"
@@ -211,4 +215,4 @@ class AuditReport:
             lines.append(f"  [{finding.check.value}]{where} {finding.message}")
         if len(self.findings) > max_lines:
             lines.append(f"  ... and {len(self.findings) - max_lines} more (see --json or --report)")
-        return "\n".join(lines)
+        return "\n".join(lines + listed)
