@@ -49,7 +49,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from veil import Config, MaskStyle, redact_file  # noqa: E402
