@@ -1,6 +1,7 @@
 """Measures what the audit finds on veil's own output of the WIDER dev photos, and what it costs.
 
     .venv/bin/python benchmarks/bench_audit.py [--masks solid,blur,mosaic] [--limit N] [--min-face 40]
+        [--stride N [--offset K]] [--before-after] [--leave-one-out] [--hog-hits]
 
 For every dev photo with a ground-truth face at least --min-face px tall (smaller faces are never
 dlib-matchable, so photos without one add nothing to the match figures), and for each mask style:
@@ -15,6 +16,20 @@ every blank chip (black, grey, white, skin tone, random noise), i.e. faces dlib 
 from nothing (see src/veil/audit/reid.py). A face is "still matchable" after a mask when the embedding of the
 same aligned chip in the output is within dlib's same-person distance 0.6 of the original's, and
 at least 0.05 closer than an ideally masked chip (the audit's MATCHABLE_FACE finding).
+
+--before-after also prints, per mask, the audit's verdict under the old rule (every second-detector
+hit outside the masks fails the audit) and the new one (a weak hit must be confirmed by veil's
+zoomed re-scan, audit/confirm.py; the rest go to the report's `review` list). Both come from the
+same audit: the old verdict counts the review entries as findings (they are exactly the hits the
+new rule demotes), and the old time is the audit's time less its "confirm" stage. A false alarm is
+an unclean verdict on a photo where no finding touches a ground-truth face (covers >= 30 % of it).
+--leave-one-out also pastes the original back over the largest ground-truth face >= --left-out-px that
+veil masked (padded by half its size, as tests/test_audit.py does), audits that, and counts the
+faces still reported (a finding covering >= 30 % of it), by any check and by the second detector.
+
+--hog-hits only runs dlib HOG on each chosen original, labels each hit by the ground truth (IoU
+>= 0.3) and prints its HOG score and veil's zoomed re-scan score (audit/confirm.py): the figures
+the audit's bounds CONFIRM_SCORE and STRONG_HOG_SCORE were set from.
 
 Printed: per mask, the share of dlib-matchable faces still matchable, every check's finding
 count, and the audit's seconds per image against the redaction's (ratio). Outputs are written
@@ -34,16 +49,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from PIL import Image  # noqa: E402
+
 from veil import Config, MaskStyle, redact_file  # noqa: E402
-from veil.audit import Check, audit_file  # noqa: E402
+from veil.audit import AuditReport, Check, Finding, FindingKind, audit_file  # noqa: E402
+from veil.media.image import read_image  # noqa: E402
 
 DEFAULT_GT = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
 
 
-def photos(gt: Path, min_face: int, limit: int) -> list[tuple[Path, list[list[float]]]]:
+def photos(gt: Path, min_face: int, limit: int, stride: int = 1, offset: int = 0
+           ) -> list[tuple[Path, list[list[float]]]]:
     rows = [json.loads(line) for line in gt.read_text().splitlines() if line.strip()]
     chosen = [(gt.parent / r["image"], r["boxes"]) for r in rows
-              if any(b[3] >= min_face for b in r["boxes"])]
+              if any(b[3] >= min_face for b in r["boxes"])][offset::stride]
     return chosen[:limit] if limit else chosen
 
 
@@ -55,22 +74,98 @@ def iou(a: tuple[int, int, int, int] | list[float], b: tuple[int, int, int, int]
     return inter / max(1e-9, a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def covers(a: tuple[int, int, int, int] | None, b: list[float], share: float = 0.3) -> bool:
+    """Whether xywh box a covers at least `share` of xywh box b."""
+    if a is None:
+        return False
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return iw * ih >= share * b[2] * b[3]
+
+
+def false_alarm(findings: tuple[Finding, ...], truth: list[list[float]]) -> bool:
+    """Unclean, yet no finding touches a ground-truth face (metadata findings count as real)."""
+    return bool(findings) and not any(
+        f.check is Check.METADATA or any(covers(f.box, gt) for gt in truth) for f in findings)
+
+
+def leave_one_out(image: Path, output: Path, report: AuditReport, truth: list[list[float]],
+                  min_face: int, target: Path, config: Config) -> dict[str, object] | None:
+    """Paste the original back over the largest masked ground-truth face; audit; was it reported?"""
+    masked = [gt for gt in truth if gt[3] >= min_face and any(
+        f.region is not None and iou(f.box, gt) >= 0.3 for f in report.faces)]
+    if not masked:
+        return None
+    face = max(masked, key=lambda b: b[3])
+    original = read_image(image).pixels
+    pixels = read_image(output).pixels.copy()
+    x, y, w, h = (int(v) for v in face)
+    region = (slice(max(0, y - h // 2), y + h + h // 2), slice(max(0, x - w // 2), x + w + w // 2))
+    pixels[region] = original[region]
+    Image.fromarray(pixels).save(target, quality=95)
+    skipped = audit_file(image, target, config)
+    target.unlink()
+    at_face = [f for f in skipped.findings if covers(f.box, face)]
+    second = [f for f in at_face if f.kind is FindingKind.FACE_OUTSIDE_MASKS]
+    demoted = [f for f in skipped.review if covers(f.box, face)]
+    return {"face_px": h, "reported": bool(at_face), "second_new": bool(second),
+            "second_old": bool(second or demoted)}
+
+
+def hog_hits(images: list[tuple[Path, list[list[float]]]]) -> None:
+    """dlib HOG's hits on the originals, true or not, with their HOG and zoomed re-scan scores."""
+    from veil.audit.confirm import zoom_score
+    from veil.audit.second_detector import detect_faces
+
+    hits: dict[bool, list[tuple[float, float, int]]] = {True: [], False: []}
+    for image, truth in images:
+        pixels = read_image(image).pixels
+        for box, score in zip(*detect_faces(pixels)):
+            xywh = (int(box[0]), int(box[1]), int(box[2] - box[0]), int(box[3] - box[1]))
+            true = any(iou(xywh, gt) >= 0.3 for gt in truth)
+            hits[true].append((round(float(score), 3), round(zoom_score(pixels, box), 3), xywh[3]))
+    for true, found in hits.items():
+        zooms = sorted(z for _, z, _ in found)
+        print(f"{len(found)} HOG hits {'on' if true else 'off'} ground-truth faces; zoomed re-scan "
+              f"scores, lowest first: {zooms[:12]}")
+        if not true:
+            print(f"  (HOG score, zoomed score, px): {sorted(found)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gt", type=Path, default=DEFAULT_GT)
     parser.add_argument("--masks", default="solid,blur,mosaic")
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--stride", type=int, default=1,
+                        help="every N-th photo only: a subset that spans all the dev set's scenes")
+    parser.add_argument("--offset", type=int, default=0, help="with --stride: start at this photo")
     parser.add_argument("--min-face", type=int, default=40)
-    parser.add_argument("--json", type=Path, help="also write the per-image rows here")
+    parser.add_argument("--before-after", action="store_true",
+                        help="compare the old and new second-detector rule (see the docstring)")
+    parser.add_argument("--leave-one-out", action="store_true",
+                        help="also audit an output with one masked face pasted back")
+    parser.add_argument("--hog-hits", action="store_true",
+                        help="only measure HOG hits on the originals (see the docstring)")
+    parser.add_argument("--left-out-px", type=int, default=40,
+                        help="--leave-one-out pastes back a face at least this tall")
+    parser.add_argument("--json", type=Path, help="also write the per-image rows here, as they come")
     args = parser.parse_args()
+    if args.json:
+        args.json.write_text("")
     masks = [MaskStyle(m) for m in args.masks.split(",")]
-    images = photos(args.gt, args.min_face, args.limit)
+    images = photos(args.gt, args.min_face, args.limit, args.stride, args.offset)
+    if args.hog_hits:
+        hog_hits(images)
+        return
     print(f"{len(images)} dev photos with a face >= {args.min_face} px; masks: "
           f"{', '.join(m.value for m in masks)}", flush=True)
 
     rows = []
     totals = {m: {"matchable": 0, "matched": 0, "redact_s": 0.0, "audit_s": 0.0, "images": 0,
-                  "clean": 0, "findings": Counter(), "second_scores": []} for m in masks}
+                  "clean": 0, "findings": Counter(), "second_scores": [], "old_clean": 0,
+                  "old_false": 0, "new_false": 0, "confirm_s": 0.0, "review": [],
+                  "left_out": []} for m in masks}
     with tempfile.TemporaryDirectory() as tmp:
         for n, (image, truth) in enumerate(images, 1):
             for mask in masks:
@@ -82,6 +177,9 @@ def main() -> None:
                 started = time.perf_counter()
                 report = audit_file(image, target, config)
                 audit_s = time.perf_counter() - started
+                left = (leave_one_out(image, target, report, truth, args.left_out_px,
+                                      Path(tmp) / f"{n}.skipped{image.suffix}", config)
+                        if args.leave_one_out else None)
                 target.unlink()
                 matchable = [f for f in report.faces if "dlib" in f.found_by and f.matchable
                              and any(iou(f.box, gt) >= 0.3 for gt in truth)]
@@ -95,13 +193,29 @@ def main() -> None:
                 t["clean"] += report.clean
                 t["findings"].update(f.kind.value for f in report.findings)
                 t["second_scores"] += [round(f.value or 0, 2) for f in report.by_check(Check.SECOND_DETECTOR)]
+                old = report.findings + report.review
+                t["old_clean"] += not old
+                t["old_false"] += false_alarm(old, truth)
+                t["new_false"] += false_alarm(report.findings, truth)
+                t["confirm_s"] += report.seconds.get("confirm", 0.0)
+                t["review"] += [(round(f.value or 0, 2), any(covers(f.box, gt) for gt in truth))
+                                for f in report.review]
+                if left is not None:
+                    t["left_out"].append(left)
                 rows.append({"image": str(image.relative_to(args.gt.parent)), "mask": mask.value,
                              "redact_s": round(redact_s, 3), "audit_s": round(audit_s, 3),
                              "matchable": len(matchable), "matched": len(matched),
                              "distances": [round(f.distance, 3) for f in matchable
                                            if f.distance is not None],
                              "findings": dict(Counter(f.kind.value for f in report.findings)),
+                             "review": [f.message for f in report.review], "left_out": left,
+                             "clean": report.clean, "old_clean": not old,
+                             "false_alarm": {"old": false_alarm(old, truth),
+                                             "new": false_alarm(report.findings, truth)},
                              "seconds": {k: round(v, 3) for k, v in report.seconds.items()}})
+                if args.json:  # row by row, so an interrupted run still leaves its figures
+                    with args.json.open("a") as out:
+                        out.write(json.dumps(rows[-1]) + "\n")
             if n % 10 == 0 or n == len(images):
                 print(f"  {n}/{len(images)} photos", flush=True)
 
@@ -119,8 +233,27 @@ def main() -> None:
         print(f"findings with --mask {mask.value}: {dict(t['findings']) or 'none'}")
         if t["second_scores"]:
             print(f"  second-detector scores: {sorted(t['second_scores'])}")
-    if args.json:
-        args.json.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    if args.before_after:
+        print()
+        print(f"{'mask':8} {'rule':4} {'clean files':>12} {'false alarms':>13} {'audit s/img':>12}")
+        for mask, t in totals.items():
+            n = max(1, t["images"])
+            for rule, clean, false, secs in (
+                    ("old", t["old_clean"], t["old_false"], t["audit_s"] - t["confirm_s"]),
+                    ("new", t["clean"], t["new_false"], t["audit_s"])):
+                print(f"{mask.value:8} {rule:4} {clean:>5}/{t['images']:<6} {false:>4} "
+                      f"({false / n:6.1%}) {secs / n:>12.2f}")
+            print(f"  demoted to review (HOG score, on a ground-truth face): {sorted(t['review'])}")
+    if args.leave_one_out:
+        print()
+        for mask, t in totals.items():
+            left = t["left_out"]
+            n = max(1, len(left))
+            print(f"--mask {mask.value}: one masked face >= {args.left_out_px} px pasted back on "
+                  f"{len(left)} photos: reported {sum(bool(x['reported']) for x in left)}/{len(left)} "
+                  f"({sum(bool(x['reported']) for x in left) / n:.1%}); by the second detector "
+                  f"{sum(bool(x['second_old']) for x in left)} under the old rule, "
+                  f"{sum(bool(x['second_new']) for x in left)} under the new")
 
 
 if __name__ == "__main__":

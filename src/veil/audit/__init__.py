@@ -9,6 +9,8 @@ other means (or with other margins) is judged by what it actually hid.
 Four independent checks, each of which can fail on its own:
   pixels            no run of original pixels survives inside a region; blur/mosaic: "reversible"
   second_detector   dlib (HOG, optionally MMOD CNN) finds no face on the output outside the masks
+                    (a weak hit there fails only if veil's zoomed re-scan confirms it, confirm.py;
+                    the rest are listed for review)
   reidentification  dlib ResNet embeddings of each original face and of the same aligned region
                     of the output are at least 0.6 apart (dlib's same-person threshold), or no
                     closer than an ideally masked chip (see reid.py)

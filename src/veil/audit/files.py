@@ -58,4 +58,4 @@ def audit_file(original: str | Path, redacted: str | Path, config: Config = Conf
         original=original, redacted=redacted, kind="image", frames_checked=(0,),
         faces=result.faces, findings=result.findings + tuple(metadata_findings(fields)),
         metadata=tuple(fields), tolerance=result.tolerance,
-        second_detector=second_detector.value, seconds=seconds)
+        second_detector=second_detector.value, seconds=seconds, review=result.review)

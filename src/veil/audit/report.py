@@ -24,6 +24,9 @@ class FindingKind(str, enum.Enum):
     REVERSIBLE_MASK = "reversible_mask"  # the region is blurred or pixelated: recognisers can undo it
     FACE_OUTSIDE_MASKS = "face_outside_masks"  # the second detector sees a face nothing masked
     FACE_THROUGH_MASK = "face_through_mask"  # the second detector still sees a face inside a mask
+    # A weak second-detector hit outside the masks that veil's zoomed re-scan does not confirm
+    # (confirm.py): listed for a person to look at, never a failure.
+    UNCONFIRMED_FACE = "unconfirmed_face"
     MATCHABLE_FACE = "matchable_face"  # the output's face region still matches the original person
     IDENTIFYING_METADATA = "identifying_metadata"  # GPS, time, or camera make/model/serial left in
 
@@ -37,6 +40,7 @@ _CHECK_OF = {
     FindingKind.REVERSIBLE_MASK: Check.PIXELS,
     FindingKind.FACE_OUTSIDE_MASKS: Check.SECOND_DETECTOR,
     FindingKind.FACE_THROUGH_MASK: Check.SECOND_DETECTOR,
+    FindingKind.UNCONFIRMED_FACE: Check.SECOND_DETECTOR,
     FindingKind.MATCHABLE_FACE: Check.REIDENTIFICATION,
     FindingKind.IDENTIFYING_METADATA: Check.METADATA,
 }
@@ -159,6 +163,8 @@ class AuditReport:
     second_detector: str
     seconds: dict[str, float] = field(default_factory=dict)
     frames_total: int = 1
+    # Weak, unconfirmed hits for a person to look at: listed, but they leave the report clean.
+    review: tuple[Finding, ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -177,6 +183,7 @@ class AuditReport:
             "frames_total": self.frames_total,
             "counts": {c.value: len(self.by_check(c)) for c in Check},
             "findings": [f.to_json() for f in self.findings],
+            "review": [f.to_json() for f in self.review],
             "faces": [f.to_json() for f in self.faces],
             "metadata": [m.to_json() for m in self.metadata],
             "tolerance": self.tolerance,
@@ -189,17 +196,23 @@ class AuditReport:
         head = f"{self.redacted}: "
         frames = (f" ({len(self.frames_checked)} of {self.frames_total} frames checked)"
                   if self.kind == "video" else "")
+        review = (f"; {len(self.review)} weak unconfirmed second-detector hit"
+                  f"{'s' if len(self.review) != 1 else ''} listed for review" if self.review else "")
+        # Review entries are listed too (the review app shows this text), after any findings.
+        listed = [f"  [for review]{f' frame {f.frame}' if self.kind == 'video' else ''} "
+                  f"{f.message}" for f in self.review[:max(1, max_lines - len(self.findings))]]
         if self.clean:
-            return (head + f"clean{frames}: {len(self.faces)} face{'s' if len(self.faces) != 1 else ''} "
-                    "checked, no surviving pixels, no face found by the second detector, no match, "
-                    "no identifying metadata")
+            return "\n".join([
+                head + f"clean{frames}: {len(self.faces)} face{'s' if len(self.faces) != 1 else ''} "
+                "checked, no surviving pixels, no confirmed face found by the second detector, "
+                "no match, no identifying metadata" + review] + listed)
         counts = ", ".join(f"{len(self.by_check(c))} {c.value.replace('_', ' ')}"
                            for c in Check if self.by_check(c))
         lines = [head + f"{len(self.findings)} finding{'s' if len(self.findings) != 1 else ''}"
-                 f"{frames} ({counts})"]
+                 f"{frames} ({counts}){review}"]
         for finding in self.findings[:max_lines]:
             where = f" frame {finding.frame}" if self.kind == "video" else ""
             lines.append(f"  [{finding.check.value}]{where} {finding.message}")
         if len(self.findings) > max_lines:
             lines.append(f"  ... and {len(self.findings) - max_lines} more (see --json or --report)")
-        return "\n".join(lines)
+        return "\n".join(lines + listed)

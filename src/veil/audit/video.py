@@ -94,6 +94,7 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
     step = max(1, int(round((rate or 30.0) / UNIFORM_SAMPLES_PER_SECOND)))
     faces: list[FaceAudit] = []
     findings: list[Finding] = []
+    review: list[Finding] = []
     checked: list[int] = []
     seconds: dict[str, float] = {}
     tolerance = 0
@@ -120,6 +121,7 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
         checked.append(index)
         faces += result.faces
         findings += result.findings
+        review += result.review
         tolerance = max(tolerance, result.tolerance)
         for key, value in result.seconds.items():
             seconds[key] = seconds.get(key, 0.0) + value
@@ -133,5 +135,5 @@ def audit_video(original: Path, redacted: Path, config: Config = Config(), *,
         original=original, redacted=redacted, kind="video", frames_checked=tuple(checked),
         faces=tuple(faces), findings=tuple(findings) + tuple(metadata_findings(fields)),
         metadata=tuple(fields), tolerance=tolerance, second_detector=second_detector.value,
-        seconds=seconds, frames_total=total)
+        seconds=seconds, frames_total=total, review=tuple(review))
 
