@@ -23,8 +23,7 @@ Videos are audited frame by frame (video.py). dlib is imported lazily: veil work
 from __future__ import annotations
 
 from .files import audit_file
-from .frame import FrameAudit, audit_frame, veil_regions
-from .metadata import metadata_findings
+from .frame import FrameAudit, audit_frame
 from .models import require_models
 from .report import (
     AuditReport,
