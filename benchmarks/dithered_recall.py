@@ -58,18 +58,21 @@ def build_one_bit(truths: list[FrameTruth], images: Path, folder: Path, annotati
 
 
 def smoothed_predictor(config: Config, sigma: float):  # type: ignore[no-untyped-def]
-    """Detector on the frame smoothed by `sigma` (0: on the raw dots), masks planned as veil does."""
-    import cv2
-
+    """The still detector at the preset's own thresholds on the frame smoothed by `sigma` (0: on
+    the raw dots), masks planned as veil does (sure-box margins included)."""
+    from veil.detect.dequantise import detection_view
     from veil.pipeline import detector_for
+    from veil.presets import sure_margins
     from veil.regions import mask_regions
 
     detector = detector_for(config)
+    sure = sure_margins(config)
 
     def predict(pixels: np.ndarray) -> tuple[Detections, MaskRegions]:
-        view = pixels if sigma <= 0 else cv2.GaussianBlur(pixels, (0, 0), sigma)
+        view = pixels if sigma <= 0 else detection_view(pixels, sigma)
         detections = detector(view)
-        return detections, mask_regions(detections, pixels.shape[1], pixels.shape[0], config)
+        return detections, mask_regions(detections, pixels.shape[1], pixels.shape[0], config,
+                                        sure=sure)
 
     return predict
 
