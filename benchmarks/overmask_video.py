@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from veil._types import Config, DetectPreset  # noqa: E402
+from veil.detect.base import Detector  # noqa: E402
 from veil.evaluate import boxes_coverage  # noqa: E402
 from veil.geometry import iou_matrix  # noqa: E402
 from veil.media.video import VideoReader  # noqa: E402
@@ -47,8 +48,9 @@ def _xyxy(rows: list) -> np.ndarray:
     return boxes
 
 
-def run(path: Path, preset: DetectPreset) -> dict[str, float]:
-    """The figures of one clip and preset (see the module docstring)."""
+def run(path: Path, preset: DetectPreset, detector: Detector | None = None) -> dict[str, float]:
+    """The figures of one clip and preset (see the module docstring); `detector` replaces
+    veil's (tests), which then sees full frames."""
     config = Config(detect=preset)
     gt_path = path.with_name(path.stem + ".gt.jsonl")
     gt = [json.loads(line) for line in gt_path.read_text().splitlines()] if gt_path.exists() else None
@@ -77,7 +79,7 @@ def run(path: Path, preset: DetectPreset) -> dict[str, float]:
 
     with VideoReader(path) as reader:
         rate = float(reader.info.rate) if reader.info.rate else None
-        stages = video_stages(config, rate)
+        stages = video_stages(config, rate, detector)
         frames = with_camera(reader.frames(None), stages)
         sightings = (note(s) for s in detect(frames, stages.detector, stages.every, stages.prescale))
         for frame, rows in track(sightings, stages.tracker):
