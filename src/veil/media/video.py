@@ -26,7 +26,7 @@ import av.video.frame
 import numpy as np
 
 from .._errors import InputError, RedactionError
-from .._types import Config
+from .._types import Config, Salvaged
 from .ffmpeg_log import decoder_errors
 
 
@@ -183,11 +183,66 @@ def main_video_stream(container: Any) -> Any | None:
                default=None)
 
 
-class VideoReader:
-    """Demuxes and decodes one file's main video stream; audio packets go to a callback."""
+def _clock_seconds(text: str) -> float | None:
+    """'HH:MM:SS.nnnnnnnnn' (Matroska's per-track DURATION tag) in seconds; None if malformed."""
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    total = hours * 3600 + minutes * 60 + seconds
+    return total if total > 0 and total == total and total < float("inf") else None
 
-    def __init__(self, path: Path) -> None:
+
+@dataclass(frozen=True)
+class StatedLength:
+    """How long the container says the video is, where it states no frame count (Matroska, WebM).
+
+    `video_only`: the figure is the video track's own (Matroska's DURATION tag), so only the
+    video's end is compared with it; otherwise it is the whole file's, which audio or subtitles
+    may make longer than the video, so the end of every stream counts.
+    """
+
+    seconds: float
+    video_only: bool
+    start: float  # the container's start time: a whole-file duration counts from there
+
+
+def stated_length(container: Any, stream: Any) -> StatedLength | None:
+    """The length to hold a decode against, or None when the container states none."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    seconds = _clock_seconds(tag) if isinstance(tag, str) else None
+    if seconds is not None:
+        return StatedLength(seconds, True, 0.0)
+    if stream.duration and stream.time_base:
+        return StatedLength(float(stream.duration * stream.time_base), True, 0.0)
+    if container.duration and container.duration > 0:
+        start = (container.start_time or 0) / av.time_base
+        return StatedLength(container.duration / av.time_base, False, start)
+    return None
+
+
+# How far short of the stated length the decode may end: the last frame's duration is not always
+# counted the same way by muxers, and Matroska rounds times to milliseconds.
+_SLACK_FRAMES = 2
+_SLACK_S = 0.1  # when the frame rate is unknown
+
+
+class VideoReader:
+    """Demuxes and decodes one file's main video stream; audio packets go to a callback.
+
+    A file that decodes to fewer frames, or a shorter time, than its container states was cut
+    off (a copy that stopped, a camera that died). By default that fails the file: a redacted
+    copy silently shorter than the original is a loss nobody notices. With `salvage`, the part
+    that decodes is what the file holds, and `salvaged` says how much of it there was.
+    """
+
+    def __init__(self, path: Path, salvage: bool = False) -> None:
         self.path = path
+        self.salvage = salvage
+        self.salvaged: Salvaged | None = None
         try:
             self._container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -231,6 +286,7 @@ class VideoReader:
             audio_streams=len(self.audio_streams),
         )
         self._declared_frames = stream.frames or 0
+        self._stated = None if self._declared_frames else stated_length(container, stream)
 
     def _probe_rotation(self, stream: Any) -> int:
         """Read the display matrix by decoding the first frame (FFmpeg attaches it per frame)."""
@@ -258,19 +314,29 @@ class VideoReader:
 
         FFmpeg's H.264 decoder conceals damaged macroblocks and carries on; veil instead fails
         the file, because a concealed frame may show a face the detector never saw whole.
+        A file that ends before its container says it should fails too, unless `salvage`.
         """
         stream = self.video_stream
         stream.thread_type = "AUTO"
-        streams = [stream] + (self.audio_streams if on_audio else [])
+        # Against a whole-file duration, the other streams' ends count: demux them too.
+        whole_file = self._stated is not None and not self._stated.video_only
+        streams = [stream] + (self.audio_streams if on_audio or whole_file else [])
+        if whole_file:
+            streams += [s for s in self._container.streams.subtitles]
         index = 0
         last_pts: int | None = None
         step = _pts_step(self.info)
+        video_end = 0.0  # seconds: the end of the last frame decoded
+        other_end = 0.0  # seconds: the end of the last packet of any other stream
         damage: list[str] = []
         decoder_errors.watch(id(self), self.info.codec, damage)
         try:
             for packet in self._container.demux(streams):
-                if packet.stream.type == "audio":
-                    if packet.size and on_audio is not None:
+                if packet.stream.index != stream.index:
+                    if packet.pts is not None and packet.time_base:
+                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        other_end = max(other_end, end)
+                    if packet.stream.type == "audio" and packet.size and on_audio is not None:
                         on_audio(packet)
                     continue
                 if packet.is_corrupt:
@@ -284,6 +350,8 @@ class VideoReader:
                         # Duplicate or backwards timestamps (broken muxers): keep order and count.
                         pts = last_pts + 1
                     last_pts = pts
+                    duration = frame.duration if frame.duration and frame.duration > 0 else step
+                    video_end = max(video_end, float((pts + duration) * self.info.time_base))
                     yield Frame(index, pts, self.info.time_base, frame, self.info.rotation)
                     index += 1
         except av.error.FFmpegError as exc:
@@ -294,9 +362,33 @@ class VideoReader:
         self._check(None, index, damage)
         if index == 0:
             raise InputError("the video stream holds no decodable frames", self.path)
-        if self._declared_frames and index < self._declared_frames:
-            raise RedactionError(f"only {index} of {self._declared_frames} frames could be decoded; "
-                                 "the file is truncated or damaged", self.path)
+        self._check_length(index, video_end, max(video_end, other_end))
+
+    def _check_length(self, decoded: int, video_end: float, any_end: float) -> None:
+        """Fail a file that ends before its container says it does, or note it when salvaging."""
+        rate = self.info.rate
+        if self._declared_frames:
+            if decoded >= self._declared_frames:
+                return
+            stated_s = self._declared_frames / float(rate) if rate else video_end
+            problem = (f"only {decoded} of {self._declared_frames} frames could be decoded; "
+                       "the file is truncated or damaged")
+            decoded_s = video_end
+        elif self._stated is not None:
+            stated = self._stated
+            decoded_s = video_end if stated.video_only else any_end - stated.start
+            stated_s = stated.seconds
+            slack = _SLACK_FRAMES / float(rate) if rate else _SLACK_S
+            if decoded_s + slack >= stated_s:
+                return
+            problem = (f"ends early: {decoded_s:.1f} s of {stated_s:.1f} s ({decoded} frames "
+                       "decoded); the file is truncated")
+        else:
+            return
+        if not self.salvage:
+            raise RedactionError(f"{problem}; --salvage writes the part that decodes", self.path)
+        self.salvaged = Salvaged(decoded_s=round(video_end, 3), stated_s=round(stated_s, 3),
+                                 frames=decoded)
 
     def _check(self, frame: Any, index: int, damage: list[str]) -> None:
         if damage or (frame is not None and frame.is_corrupt):
