@@ -224,10 +224,13 @@ def stated_length(container: Any, stream: Any) -> StatedLength | None:
     return None
 
 
-# How far short of the stated length the decode may end: the last frame's duration is not always
-# counted the same way by muxers, and Matroska rounds times to milliseconds.
-_SLACK_FRAMES = 2
-_SLACK_S = 0.1  # when the frame rate is unknown
+# How far short of the stated length the decode may end: one frame (the last frame's duration is
+# not always counted the same way by muxers, nor known for variable frame rates) and Matroska's
+# rounding to milliseconds. A sound track may end one audio packet (at most ~0.05 s) short.
+_SLACK_FRAMES = 1
+_SLACK_S = 0.005
+_SLACK_NO_RATE_S = 0.1
+_AUDIO_SLACK_S = 0.05
 
 
 class VideoReader:
@@ -327,22 +330,45 @@ class VideoReader:
         last_pts: int | None = None
         step = _pts_step(self.info)
         video_end = 0.0  # seconds: the end of the last frame decoded
-        other_end = 0.0  # seconds: the end of the last packet of any other stream
+        ends: dict[int, float] = {}  # seconds: the end of each other stream's last packet
         damage: list[str] = []
+        cut_short = False  # salvaging: the data stopped inside the last video packet
         decoder_errors.watch(id(self), self.info.codec, damage)
+        packets = iter(self._container.demux(streams))
         try:
-            for packet in self._container.demux(streams):
+            for packet in packets:
                 if packet.stream.index != stream.index:
                     if packet.pts is not None and packet.time_base:
                         end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                        other_end = max(other_end, end)
+                        ends[packet.stream.index] = max(ends.get(packet.stream.index, 0.0), end)
                     if packet.stream.type == "audio" and packet.size and on_audio is not None:
                         on_audio(packet)
                     continue
-                if packet.is_corrupt:
-                    raise RedactionError(f"damaged video data near frame {index}", self.path)
-                for frame in stream.decode(packet):
-                    self._check(frame, index, damage)
+                try:
+                    if packet.is_corrupt:
+                        raise RedactionError(f"damaged video data near frame {index}", self.path)
+                    decoded = stream.decode(packet)
+                    for offset, frame in enumerate(decoded):
+                        self._check(frame, index + offset, damage)
+                except (RedactionError, av.error.FFmpegError) as exc:
+                    # A file cut inside a packet ends in damage; with nothing after it, salvaging
+                    # keeps what came before. Damage with more video after it is never salvaged.
+                    at_end = _no_more_video(packets, stream)
+                    if self.salvage and at_end:
+                        cut_short = True
+                        # Refused by the parser, the packet never reached the decoder: the frames
+                        # it still holds are whole. Damage it logged instead may belong to any
+                        # frame in its threads, so those frames are dropped with it.
+                        decoded = _drain(stream, damage) if isinstance(exc, av.error.FFmpegError) \
+                            else []
+                    else:
+                        message = exc.message if isinstance(exc, RedactionError) else \
+                            f"decoding failed at frame {index}: {_ffmpeg_message(exc)}"
+                        if at_end:
+                            message += ("; the file ends there (cut off?): --salvage writes the "
+                                        "part before it")
+                        raise RedactionError(message, self.path) from None
+                for frame in decoded:
                     pts = frame.pts
                     if pts is None:
                         pts = 0 if last_pts is None else last_pts + step
@@ -354,40 +380,61 @@ class VideoReader:
                     video_end = max(video_end, float((pts + duration) * self.info.time_base))
                     yield Frame(index, pts, self.info.time_base, frame, self.info.rotation)
                     index += 1
-        except av.error.FFmpegError as exc:
+                if cut_short:
+                    break
+        except av.error.FFmpegError as exc:  # from the demuxer
             raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
                                  self.path) from None
         finally:
             decoder_errors.unwatch(id(self))
-        self._check(None, index, damage)
+        if not (self.salvage and damage):  # damage found only after the last frame: at the end
+            self._check(None, index, damage)
+        cut_short = cut_short or bool(damage)
         if index == 0:
             raise InputError("the video stream holds no decodable frames", self.path)
-        self._check_length(index, video_end, max(video_end, other_end))
+        self._check_length(index, video_end, ends, audio_read=on_audio is not None,
+                           cut_short=cut_short)
 
-    def _check_length(self, decoded: int, video_end: float, any_end: float) -> None:
-        """Fail a file that ends before its container says it does, or note it when salvaging."""
+    def _check_length(self, decoded: int, video_end: float, ends: dict[int, float],
+                      audio_read: bool, cut_short: bool = False) -> None:
+        """Fail a file that ends before its container says it does, or note it when salvaging.
+
+        The video is held against its frame count or stated length; each sound track that is
+        copied against its own stated length (a cut can take sound the video had no frames in).
+        """
         rate = self.info.rate
+        slack = _SLACK_FRAMES / float(rate) + _SLACK_S if rate else _SLACK_NO_RATE_S
+        short: tuple[str, float, float] | None = None  # (problem, decoded_s, stated_s)
         if self._declared_frames:
-            if decoded >= self._declared_frames:
-                return
-            stated_s = self._declared_frames / float(rate) if rate else video_end
-            problem = (f"only {decoded} of {self._declared_frames} frames could be decoded; "
-                       "the file is truncated or damaged")
-            decoded_s = video_end
+            if decoded < self._declared_frames:
+                stated_s = self._declared_frames / float(rate) if rate else video_end
+                short = (f"only {decoded} of {self._declared_frames} frames could be decoded; "
+                         "the file is truncated or damaged", video_end, stated_s)
         elif self._stated is not None:
             stated = self._stated
-            decoded_s = video_end if stated.video_only else any_end - stated.start
-            stated_s = stated.seconds
-            slack = _SLACK_FRAMES / float(rate) if rate else _SLACK_S
-            if decoded_s + slack >= stated_s:
-                return
-            problem = (f"ends early: {decoded_s:.1f} s of {stated_s:.1f} s ({decoded} frames "
-                       "decoded); the file is truncated")
-        else:
+            reached = video_end if stated.video_only else \
+                max([video_end, *ends.values()]) - stated.start
+            if reached + slack < stated.seconds:
+                short = (f"ends early: {reached:.1f} s of {stated.seconds:.1f} s ({decoded} "
+                         "frames decoded); the file is truncated", reached, stated.seconds)
+        for track in self.audio_streams if audio_read and short is None else []:
+            tag = track.metadata.get("DURATION")
+            stated_s = _clock_seconds(tag) if isinstance(tag, str) else None
+            reached = ends.get(track.index, 0.0)
+            if stated_s is not None and reached + _AUDIO_SLACK_S < stated_s:
+                short = (f"ends early: its sound stops at {reached:.1f} s of the {stated_s:.1f} s "
+                         "its track states; the file is truncated", reached, stated_s)
+                break
+        if short is None and cut_short:  # only when salvaging: the last packet was cut
+            stated_s = (self._declared_frames / float(rate) if self._declared_frames and rate
+                        else self._stated.seconds if self._stated is not None else video_end)
+            short = ("its last video packet is cut off", video_end, stated_s)
+        if short is None:
             return
+        problem, decoded_s, stated_s = short
         if not self.salvage:
             raise RedactionError(f"{problem}; --salvage writes the part that decodes", self.path)
-        self.salvaged = Salvaged(decoded_s=round(video_end, 3), stated_s=round(stated_s, 3),
+        self.salvaged = Salvaged(decoded_s=round(decoded_s, 3), stated_s=round(stated_s, 3),
                                  frames=decoded)
 
     def _check(self, frame: Any, index: int, damage: list[str]) -> None:
@@ -404,6 +451,27 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drain(stream: Any, damage: list[str]) -> list[Any]:
+    """The frames a decoder still holds after refusing a cut-off packet (frame threads and
+    reordering keep several): they came from whole packets. None if draining shows damage."""
+    damage.clear()  # what was logged belongs to the refused packet
+    try:
+        frames = stream.decode(None)
+    except av.error.FFmpegError:
+        return []
+    if damage or any(frame.is_corrupt for frame in frames):
+        return []
+    return list(frames)
+
+
+def _no_more_video(packets: Iterator[Any], stream: Any) -> bool:
+    """Whether the demuxer holds no more of `stream`'s data (it reads, and drops, what is left)."""
+    try:
+        return not any(p.stream.index == stream.index and p.size for p in packets)
+    except av.error.FFmpegError:
+        return True
 
 
 def _pts_step(info: VideoInfo) -> int:
