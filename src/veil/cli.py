@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ._atomic import resolved
 from ._errors import AuditFailed, MissingExtra, ModelError, OutputError, VeilError
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .audit.second_detector import SecondDetector
@@ -195,7 +196,7 @@ def _warn_reversible(mask: MaskStyle) -> None:
 def _claim_target(job: Job, claimed: dict[Path, Path]) -> None:
     """Two inputs of one batch never share an output: the later one fails, even with --overwrite,
     rather than silently replace the copy just written for the other."""
-    target = (job.target if job.target is not None else default_output(job.source)).resolve()
+    target = resolved(job.target if job.target is not None else default_output(job.source))
     earlier = claimed.setdefault(target, job.source)
     if earlier != job.source:
         raise OutputError(f"its output {target} is also the output of {earlier} in this batch; "

@@ -298,6 +298,10 @@ class VideoReader:
                 rotation = _rotation(frame.rotation)
                 break
             else:
+                stated = stated_length(self._container, stream)
+                if stated is not None:  # a file cut before its first whole frame
+                    raise InputError(f"ends early: no frame decodes of the {stated.seconds:.1f} s "
+                                     "it states; the file is truncated", self.path)
                 raise InputError("the video stream holds no frames", self.path)
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot decode the video: {_ffmpeg_message(exc)}", self.path) from None
