@@ -454,13 +454,16 @@ def audit_command(
     shape: ShapeOpt = MaskShape.BOX,
     detect: DetectOpt = DetectPreset.BALANCED,
     threshold: ThresholdOpt = None,
+    salvage: Annotated[bool, typer.Option(
+        "--salvage", help="ORIGINAL is a cut-off video that `veil redact --salvage` wrote: compare "
+        "the part of it that decodes.")] = False,
 ) -> None:
     """Check that REDACTED no longer identifies anyone in ORIGINAL: surviving pixels, faces a second
     detector finds, faces a recogniser can still match, identifying metadata. Exit 3 if anything
     is found, 0 if clean."""
     from .audit import audit_file
 
-    config = _config(shape=shape, detect=detect, threshold=threshold)
+    config = _config(shape=shape, detect=detect, threshold=threshold, salvage=salvage)
     try:
         result = audit_file(original, redacted, config, second_detector=second_detector,
                             all_frames=all_frames)
