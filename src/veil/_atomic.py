@@ -13,15 +13,31 @@ from ._errors import OutputError
 TEMP_MARK = ".veil-partial-"
 
 
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or the absolute path where links cannot be resolved.
+
+    A symbolic link loop makes `resolve` raise RuntimeError (OSError from Python 3.13): that is
+    the input's problem, which reading it reports in plain words, not a crash of the comparison.
+    """
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def check_target(source: Path, target: Path, overwrite: bool) -> None:
-    """Refuse targets that are the input itself, already exist, or sit in a folder we cannot write."""
+    """Refuse targets that are the input itself, already exist, or sit in a folder we cannot write.
+
+    A link at the target counts as existing even when it leads nowhere: it is replaced (never
+    followed) only with `overwrite`.
+    """
     try:
         same = target.exists() and os.path.samefile(source, target)
     except OSError:
         same = False
-    if same or source.resolve() == target.resolve():
+    if same or resolved(source) == resolved(target):
         raise OutputError("the output would overwrite the input; choose another output path", source)
-    if target.exists() and not overwrite:
+    if os.path.lexists(target) and not overwrite:
         raise OutputError(f"output {target} already exists (use --overwrite to replace it)", source)
     parent = target.parent
     if not parent.is_dir():

@@ -216,6 +216,9 @@ class Config:
     track_hold_s: float = 1.0
     track_pad_frames: int = 3
     threads: int = 0  # 0: onnxruntime chooses
+    # A video that ends before its container says it should (cut off) fails unless this is set;
+    # then the part that decodes is written and the report says how much that was.
+    salvage: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", MaskStyle(self.mask))
@@ -276,6 +279,22 @@ class FrameScan:
 
 
 @dataclass(frozen=True)
+class Salvaged:
+    """A cut-off video written as far as it decodes (`--salvage`): how far that was.
+
+    The copy is shorter than the original says it is; the report carries this so that nobody
+    takes it for the whole recording.
+    """
+
+    decoded_s: float  # the end of the last frame decoded, in seconds
+    stated_s: float  # the length the container states
+    frames: int  # frames decoded and written
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decoded_s": self.decoded_s, "stated_s": self.stated_s, "frames": self.frames}
+
+
+@dataclass(frozen=True)
 class FileReport:
     """The outcome for one input file."""
 
@@ -291,6 +310,7 @@ class FileReport:
     seconds: float = 0.0
     error: str | None = None
     audit: dict[str, Any] | None = None
+    salvaged: Salvaged | None = None  # set when --salvage wrote the part of a cut-off video that decodes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -306,4 +326,5 @@ class FileReport:
             "seconds": round(self.seconds, 3),
             "error": self.error,
             **({"audit": self.audit} if self.audit is not None else {}),
+            **({"salvaged": self.salvaged.to_json()} if self.salvaged is not None else {}),
         }

@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -29,10 +29,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ._atomic import resolved
 from ._errors import AuditFailed, MissingExtra, ModelError, OutputError, VeilError
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .audit.second_detector import SecondDetector
-from .batch import Job, collect_jobs
+from .batch import Job, Skipped, walk_inputs
 from .pipeline import default_output, failed_report, redact_file, scan_file
 from .edits import PlanFile, load_plan
 
@@ -195,7 +196,7 @@ def _warn_reversible(mask: MaskStyle) -> None:
 def _claim_target(job: Job, claimed: dict[Path, Path]) -> None:
     """Two inputs of one batch never share an output: the later one fails, even with --overwrite,
     rather than silently replace the copy just written for the other."""
-    target = (job.target if job.target is not None else default_output(job.source)).resolve()
+    target = resolved(job.target if job.target is not None else default_output(job.source))
     earlier = claimed.setdefault(target, job.source)
     if earlier != job.source:
         raise OutputError(f"its output {target} is also the output of {earlier} in this batch; "
@@ -258,7 +259,8 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
             if report.ok:
                 err.print(f"[green]done[/] {shown(report.path)} -> {shown(report.output)} "
                           f"({report.faces} face{'s' if report.faces != 1 else ''} masked"
-                          f"{f' over {report.frames} frames' if report.kind == 'video' else ''})")
+                          f"{f' over {report.frames} frames' if report.kind == 'video' else ''})"
+                          + _salvage_note(report))
             else:
                 err.print(f"[red]error[/] {shown(report.path)}: {shown(report.error)}")
             if files_task is not None:
@@ -288,23 +290,47 @@ class _NullProgress:
         return None
 
 
-def _summarise(reports: list[FileReport]) -> None:
+def _salvage_note(report: FileReport) -> str:
+    """What a --salvage copy lacks, on its own `done` line: it is shorter than the original."""
+    if report.salvaged is None:
+        return ""
+    s = report.salvaged
+    return (f" [yellow]salvaged[/]: the input ends early, {s.decoded_s:.1f} s of the "
+            f"{s.stated_s:.1f} s it states were written")
+
+
+def _report_skipped(skipped: Sequence[Skipped]) -> int:
+    """One line per entry a folder walk passed over, saying why; returns how many were refused."""
+    for entry in skipped:
+        label = "[red]error[/]" if entry.refused else "[yellow]skipped[/]"
+        err.print(f"{label} {shown(entry.path)}: {shown(entry.reason)}")
+    return sum(entry.refused for entry in skipped)
+
+
+def _summarise(reports: list[FileReport], skipped: Sequence[Skipped] = ()) -> None:
     done = sum(r.ok for r in reports)
-    failed = len(reports) - done
+    failed = len(reports) - done + sum(s.refused for s in skipped)
+    passed_over = sum(not s.refused for s in skipped)
     faces = sum(r.faces for r in reports if r.ok)
+    salvaged = sum(r.salvaged is not None for r in reports)
     colour = "green" if failed == 0 else "red"
     err.print(f"[{colour}]{done} of {len(reports)} file{'s' if len(reports) != 1 else ''} redacted"
               f"[/], {faces} face region{'s' if faces != 1 else ''} masked"
+              + (f", [yellow]{salvaged} salvaged[/] (cut off: shorter than stated)" if salvaged else "")
+              + (f", [yellow]{passed_over} skipped[/]" if passed_over else "")
               + (f", [red]{failed} failed[/]" if failed else ""))
 
 
-def _write_report(path: Path, reports: list[FileReport], config: Config) -> None:
+def _write_report(path: Path, reports: list[FileReport], config: Config,
+                  skipped: Sequence[Skipped] = ()) -> None:
     data = {
         "veil_version": _version(),
         "config": {"mask": config.mask.value, "shape": config.shape.value,
                    "detect": config.detect.value, "threshold": config.threshold,
-                   "keep_metadata": config.keep_metadata, "keep_gps": config.keep_gps},
+                   "keep_metadata": config.keep_metadata, "keep_gps": config.keep_gps,
+                   "salvage": config.salvage},
         "files": [r.to_json() for r in reports],
+        "skipped": [{"path": str(s.path), "reason": s.reason, "refused": s.refused} for s in skipped],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -344,15 +370,21 @@ def redact(
     audit: Annotated[bool, typer.Option(
         "--audit", help="Audit each output right after writing it (needs the audit extra); exit 3 "
         "when the audit finds anything.")] = False,
+    salvage: Annotated[bool, typer.Option(
+        "--salvage", help="A video cut off before the length its container states (a copy that "
+        "stopped, a camera that died) is written as far as it decodes, and reported as salvaged. "
+        "Without it such a file fails.")] = False,
 ) -> None:
     """Mask every face in INPUTS and write clean copies without identifying metadata."""
     if keep_gps and not keep_metadata:
         raise typer.BadParameter("--keep-gps only makes sense with --keep-metadata", param_hint="--keep-gps")
     config = _config(mask=mask, shape=shape, detect=detect, threshold=threshold,
                      keep_metadata=keep_metadata, keep_gps=keep_gps, quality=quality,
-                     drop_audio=drop_audio)
+                     drop_audio=drop_audio, salvage=salvage)
     _warn_reversible(config.mask)
-    jobs = collect_jobs(inputs, output)
+    walk = walk_inputs(inputs, output)
+    jobs = walk.jobs
+    refused = _report_skipped(walk.skipped)
     if not jobs:
         raise VeilError("no media files found in the given inputs")
     edit_plan = None
@@ -365,10 +397,10 @@ def redact(
     audit_hook = _audit_hook(config) if audit else None
     reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan,
                        after_each=audit_hook)
-    _summarise(reports)
+    _summarise(reports, walk.skipped)
     if report is not None:
-        _write_report(report, reports, config)
-    if not all(r.ok for r in reports) or any(r.audit and "error" in r.audit for r in reports):
+        _write_report(report, reports, config, walk.skipped)
+    if refused or not all(r.ok for r in reports) or any(r.audit and "error" in r.audit for r in reports):
         raise typer.Exit(ExitCode.SOME_FAILED)
     if any(r.audit and not r.audit.get("clean", True) for r in reports):
         raise typer.Exit(ExitCode.AUDIT_FOUND)
@@ -422,13 +454,16 @@ def audit_command(
     shape: ShapeOpt = MaskShape.BOX,
     detect: DetectOpt = DetectPreset.BALANCED,
     threshold: ThresholdOpt = None,
+    salvage: Annotated[bool, typer.Option(
+        "--salvage", help="ORIGINAL is a cut-off video that `veil redact --salvage` wrote: compare "
+        "the part of it that decodes.")] = False,
 ) -> None:
     """Check that REDACTED no longer identifies anyone in ORIGINAL: surviving pixels, faces a second
     detector finds, faces a recogniser can still match, identifying metadata. Exit 3 if anything
     is found, 0 if clean."""
     from .audit import audit_file
 
-    config = _config(shape=shape, detect=detect, threshold=threshold)
+    config = _config(shape=shape, detect=detect, threshold=threshold, salvage=salvage)
     try:
         result = audit_file(original, redacted, config, second_detector=second_detector,
                             all_frames=all_frames)
@@ -457,8 +492,9 @@ def scan(
 ) -> None:
     """Report the faces veil finds and the regions it would mask, without writing anything."""
     config = _config(detect=detect, threshold=threshold, shape=shape)
-    failed = 0
-    for job in collect_jobs(inputs, None):
+    walk = walk_inputs(inputs, None)
+    failed = _report_skipped(walk.skipped)
+    for job in walk.jobs:
         try:
             for frame in scan_file(job.source, config):
                 if as_json:

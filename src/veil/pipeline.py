@@ -18,7 +18,7 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,7 @@ class _Video:
 def _open(path: Path, config: Config, detector: Detector | None,
           settings: VideoDetectSettings | None = None) -> Iterator[_Still | _Video]:
     if media_kind(path) is MediaKind.VIDEO:
-        reader = VideoReader(path)
+        reader = VideoReader(path, salvage=config.salvage)
         rate = float(reader.info.rate) if reader.info.rate else None
         source: _Still | _Video = _Video(path, reader, video_stages(config, rate, detector, settings),
                                          not config.drop_audio)
@@ -331,7 +331,10 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
             raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
     if progress is not None:
         progress(tally.frames, tally.frames)
-    return tally.report(path, target, source.kind, time.perf_counter() - started)
+    report = tally.report(path, target, source.kind, time.perf_counter() - started)
+    if isinstance(source, _Video) and source.reader.salvaged is not None:
+        report = replace(report, salvaged=source.reader.salvaged)
+    return report
 
 
 # A still is written in its own format, so the output name must say that format.

@@ -26,7 +26,7 @@ import av.video.frame
 import numpy as np
 
 from .._errors import InputError, RedactionError
-from .._types import Config
+from .._types import Config, Salvaged
 from .ffmpeg_log import decoder_errors
 
 
@@ -183,11 +183,69 @@ def main_video_stream(container: Any) -> Any | None:
                default=None)
 
 
-class VideoReader:
-    """Demuxes and decodes one file's main video stream; audio packets go to a callback."""
+def _clock_seconds(text: str) -> float | None:
+    """'HH:MM:SS.nnnnnnnnn' (Matroska's per-track DURATION tag) in seconds; None if malformed."""
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    total = hours * 3600 + minutes * 60 + seconds
+    return total if total > 0 and total == total and total < float("inf") else None
 
-    def __init__(self, path: Path) -> None:
+
+@dataclass(frozen=True)
+class StatedLength:
+    """How long the container says the video is, where it states no frame count (Matroska, WebM).
+
+    `video_only`: the figure is the video track's own (Matroska's DURATION tag), so only the
+    video's end is compared with it; otherwise it is the whole file's, which audio or subtitles
+    may make longer than the video, so the end of every stream counts.
+    """
+
+    seconds: float
+    video_only: bool
+    start: float  # the container's start time: a whole-file duration counts from there
+
+
+def stated_length(container: Any, stream: Any) -> StatedLength | None:
+    """The length to hold a decode against, or None when the container states none."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    seconds = _clock_seconds(tag) if isinstance(tag, str) else None
+    if seconds is not None:
+        return StatedLength(seconds, True, 0.0)
+    if stream.duration and stream.time_base:
+        return StatedLength(float(stream.duration * stream.time_base), True, 0.0)
+    if container.duration and container.duration > 0:
+        start = (container.start_time or 0) / av.time_base
+        return StatedLength(container.duration / av.time_base, False, start)
+    return None
+
+
+# How far short of the stated length the decode may end: one frame (the last frame's duration is
+# not always counted the same way by muxers, nor known for variable frame rates) and Matroska's
+# rounding to milliseconds. A sound track may end one audio packet (at most ~0.05 s) short.
+_SLACK_FRAMES = 1
+_SLACK_S = 0.005
+_SLACK_NO_RATE_S = 0.1
+_AUDIO_SLACK_S = 0.05
+
+
+class VideoReader:
+    """Demuxes and decodes one file's main video stream; audio packets go to a callback.
+
+    A file that decodes to fewer frames, or a shorter time, than its container states was cut
+    off (a copy that stopped, a camera that died). By default that fails the file: a redacted
+    copy silently shorter than the original is a loss nobody notices. With `salvage`, the part
+    that decodes is what the file holds, and `salvaged` says how much of it there was.
+    """
+
+    def __init__(self, path: Path, salvage: bool = False) -> None:
         self.path = path
+        self.salvage = salvage
+        self.salvaged: Salvaged | None = None
         try:
             self._container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -231,6 +289,7 @@ class VideoReader:
             audio_streams=len(self.audio_streams),
         )
         self._declared_frames = stream.frames or 0
+        self._stated = None if self._declared_frames else stated_length(container, stream)
 
     def _probe_rotation(self, stream: Any) -> int:
         """Read the display matrix by decoding the first frame (FFmpeg attaches it per frame)."""
@@ -239,6 +298,10 @@ class VideoReader:
                 rotation = _rotation(frame.rotation)
                 break
             else:
+                stated = stated_length(self._container, stream)
+                if stated is not None:  # a file cut before its first whole frame
+                    raise InputError(f"ends early: no frame decodes of the {stated.seconds:.1f} s "
+                                     "it states; the file is truncated", self.path)
                 raise InputError("the video stream holds no frames", self.path)
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot decode the video: {_ffmpeg_message(exc)}", self.path) from None
@@ -258,25 +321,58 @@ class VideoReader:
 
         FFmpeg's H.264 decoder conceals damaged macroblocks and carries on; veil instead fails
         the file, because a concealed frame may show a face the detector never saw whole.
+        A file that ends before its container says it should fails too, unless `salvage`.
         """
         stream = self.video_stream
         stream.thread_type = "AUTO"
-        streams = [stream] + (self.audio_streams if on_audio else [])
+        # Against a whole-file duration, the other streams' ends count: demux them too.
+        whole_file = self._stated is not None and not self._stated.video_only
+        streams = [stream] + (self.audio_streams if on_audio or whole_file else [])
+        if whole_file:
+            streams += [s for s in self._container.streams.subtitles]
         index = 0
         last_pts: int | None = None
         step = _pts_step(self.info)
+        video_end = 0.0  # seconds: the end of the last frame decoded
+        ends: dict[int, float] = {}  # seconds: the end of each other stream's last packet
         damage: list[str] = []
+        cut_short = False  # salvaging: the data stopped inside the last video packet
         decoder_errors.watch(id(self), self.info.codec, damage)
+        packets = iter(self._container.demux(streams))
         try:
-            for packet in self._container.demux(streams):
-                if packet.stream.type == "audio":
-                    if packet.size and on_audio is not None:
+            for packet in packets:
+                if packet.stream.index != stream.index:
+                    if packet.pts is not None and packet.time_base:
+                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        ends[packet.stream.index] = max(ends.get(packet.stream.index, 0.0), end)
+                    if packet.stream.type == "audio" and packet.size and on_audio is not None:
                         on_audio(packet)
                     continue
-                if packet.is_corrupt:
-                    raise RedactionError(f"damaged video data near frame {index}", self.path)
-                for frame in stream.decode(packet):
-                    self._check(frame, index, damage)
+                try:
+                    if packet.is_corrupt:
+                        raise RedactionError(f"damaged video data near frame {index}", self.path)
+                    decoded = stream.decode(packet)
+                    for offset, frame in enumerate(decoded):
+                        self._check(frame, index + offset, damage)
+                except (RedactionError, av.error.FFmpegError) as exc:
+                    # A file cut inside a packet ends in damage; with nothing after it, salvaging
+                    # keeps what came before. Damage with more video after it is never salvaged.
+                    at_end = _no_more_video(packets, stream)
+                    if self.salvage and at_end:
+                        cut_short = True
+                        # Refused by the parser, the packet never reached the decoder: the frames
+                        # it still holds are whole. Damage it logged instead may belong to any
+                        # frame in its threads, so those frames are dropped with it.
+                        decoded = _drain(stream, damage) if isinstance(exc, av.error.FFmpegError) \
+                            else []
+                    else:
+                        message = exc.message if isinstance(exc, RedactionError) else \
+                            f"decoding failed at frame {index}: {_ffmpeg_message(exc)}"
+                        if at_end:
+                            message += ("; the file ends there (cut off?): --salvage writes the "
+                                        "part before it")
+                        raise RedactionError(message, self.path) from None
+                for frame in decoded:
                     pts = frame.pts
                     if pts is None:
                         pts = 0 if last_pts is None else last_pts + step
@@ -284,19 +380,66 @@ class VideoReader:
                         # Duplicate or backwards timestamps (broken muxers): keep order and count.
                         pts = last_pts + 1
                     last_pts = pts
+                    duration = frame.duration if frame.duration and frame.duration > 0 else step
+                    video_end = max(video_end, float((pts + duration) * self.info.time_base))
                     yield Frame(index, pts, self.info.time_base, frame, self.info.rotation)
                     index += 1
-        except av.error.FFmpegError as exc:
+                if cut_short:
+                    break
+        except av.error.FFmpegError as exc:  # from the demuxer
             raise RedactionError(f"decoding failed at frame {index}: {_ffmpeg_message(exc)}",
                                  self.path) from None
         finally:
             decoder_errors.unwatch(id(self))
-        self._check(None, index, damage)
+        if not (self.salvage and damage):  # damage found only after the last frame: at the end
+            self._check(None, index, damage)
+        cut_short = cut_short or bool(damage)
         if index == 0:
             raise InputError("the video stream holds no decodable frames", self.path)
-        if self._declared_frames and index < self._declared_frames:
-            raise RedactionError(f"only {index} of {self._declared_frames} frames could be decoded; "
-                                 "the file is truncated or damaged", self.path)
+        self._check_length(index, video_end, ends, audio_read=on_audio is not None,
+                           cut_short=cut_short)
+
+    def _check_length(self, decoded: int, video_end: float, ends: dict[int, float],
+                      audio_read: bool, cut_short: bool = False) -> None:
+        """Fail a file that ends before its container says it does, or note it when salvaging.
+
+        The video is held against its frame count or stated length; each sound track that is
+        copied against its own stated length (a cut can take sound the video had no frames in).
+        """
+        rate = self.info.rate
+        slack = _SLACK_FRAMES / float(rate) + _SLACK_S if rate else _SLACK_NO_RATE_S
+        short: tuple[str, float, float] | None = None  # (problem, decoded_s, stated_s)
+        if self._declared_frames:
+            if decoded < self._declared_frames:
+                stated_s = self._declared_frames / float(rate) if rate else video_end
+                short = (f"only {decoded} of {self._declared_frames} frames could be decoded; "
+                         "the file is truncated or damaged", video_end, stated_s)
+        elif self._stated is not None:
+            stated = self._stated
+            reached = video_end if stated.video_only else \
+                max([video_end, *ends.values()]) - stated.start
+            if reached + slack < stated.seconds:
+                short = (f"ends early: {reached:.1f} s of {stated.seconds:.1f} s ({decoded} "
+                         "frames decoded); the file is truncated", reached, stated.seconds)
+        for track in self.audio_streams if audio_read and short is None else []:
+            tag = track.metadata.get("DURATION")
+            stated_s = _clock_seconds(tag) if isinstance(tag, str) else None
+            reached = ends.get(track.index, 0.0)
+            if stated_s is not None and reached + _AUDIO_SLACK_S < stated_s:
+                short = (f"ends early: its sound stops at {reached:.1f} s of the {stated_s:.1f} s "
+                         "its track states; the file is truncated", reached, stated_s)
+                break
+        if short is None and cut_short:  # only when salvaging: the last packet was cut
+            stated_s = (self._declared_frames / float(rate) if self._declared_frames and rate
+                        else self._stated.seconds if self._stated is not None else video_end)
+            short = ("its last video packet is cut off", video_end, stated_s)
+        if short is None:
+            return
+        problem, decoded_s, stated_s = short
+        if not self.salvage:
+            raise RedactionError(f"{problem}; --salvage writes the part that decodes", self.path)
+        self.salvaged = Salvaged(decoded_s=round(decoded_s, 3), stated_s=round(stated_s, 3),
+                                 frames=decoded)
 
     def _check(self, frame: Any, index: int, damage: list[str]) -> None:
         if damage or (frame is not None and frame.is_corrupt):
@@ -312,6 +455,27 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drain(stream: Any, damage: list[str]) -> list[Any]:
+    """The frames a decoder still holds after refusing a cut-off packet (frame threads and
+    reordering keep several): they came from whole packets. None if draining shows damage."""
+    damage.clear()  # what was logged belongs to the refused packet
+    try:
+        frames = stream.decode(None)
+    except av.error.FFmpegError:
+        return []
+    if damage or any(frame.is_corrupt for frame in frames):
+        return []
+    return list(frames)
+
+
+def _no_more_video(packets: Iterator[Any], stream: Any) -> bool:
+    """Whether the demuxer holds no more of `stream`'s data (it reads, and drops, what is left)."""
+    try:
+        return not any(p.stream.index == stream.index and p.size for p in packets)
+    except av.error.FFmpegError:
+        return True
 
 
 def _pts_step(info: VideoInfo) -> int:
