@@ -349,7 +349,7 @@ def test_names_cannot_fake_lines_or_control_the_terminal(tmp_path: Path) -> None
 
 def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from veil import ModelError
-    from veil import cli
+    from veil.archive import worker
 
     calls: list[Path] = []
 
@@ -357,7 +357,7 @@ def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: 
         calls.append(source)
         raise ModelError("CenterFace weights fail their hash check; reinstall veil")
 
-    monkeypatch.setattr(cli, "redact_file", broken)
+    monkeypatch.setattr(worker, "redact_file", broken)  # each batch's files go through the worker
     first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
     for path in (first, second):
         path.write_bytes(EXAMPLE.read_bytes())
