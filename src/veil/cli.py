@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import os
 import signal
 import sys
 import unicodedata
@@ -388,7 +389,7 @@ def redact(
         except VeilError as exc:
             raise _BadArgument(exc.message, exc.path or plan_file) from None
     audit_hook = _audit_hook(config) if audit else None
-    batch_ledger = _open_ledger(ledger or default_ledger(output, jobs_found), output)
+    batch_ledger = _open_ledger(ledger or default_ledger(output, jobs_found), explicit=ledger is not None)
     try:
         reports = run_jobs(jobs_found, config, overwrite, show_progress=sys.stderr.isatty(),
                            plan=edit_plan, after_each=audit_hook, slots=jobs or auto_slots(jobs_found),
@@ -408,15 +409,20 @@ def redact(
     raise typer.Exit(ExitCode.OK)
 
 
-def _open_ledger(path: Path | None, output: Path | None) -> Ledger | None:
+def _open_ledger(path: Path | None, explicit: bool) -> Ledger | None:
     """The batch's ledger (its folder is made, as the outputs' would be); an unusable one is a
-    usage error, before any work."""
+    usage error, before any work. An output folder veil cannot write gets no default ledger: each
+    file then fails alone, saying why, as without a ledger."""
     if path is None:
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {path.parent}: {exc.strerror or exc}") from None
+    if not explicit and not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        err.print(f"[yellow]warning:[/] {shown(path.parent)} is not writable: no ledger, so this "
+                  "batch cannot be resumed")
+        return None
     try:
         return Ledger.open(path)
     except LedgerError as exc:

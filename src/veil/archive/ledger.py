@@ -96,12 +96,12 @@ def settings_hash(config: Config, plan_digest: str | None = None, version: str =
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    source TEXT PRIMARY KEY,
+    source BLOB PRIMARY KEY,
     content_hash TEXT NOT NULL,
     settings_hash TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
-    output TEXT,
-    error TEXT,
+    output BLOB,
+    error BLOB,
     attempts INTEGER NOT NULL DEFAULT 0,
     started REAL,
     finished REAL,
@@ -170,8 +170,9 @@ class Ledger:
         try:
             cursor = self._db.execute("SELECT source, content_hash, settings_hash, state, output, error, "
                                       "attempts, started, finished, seconds, report FROM files")
-            return {r[0]: Row(r[0], r[1], r[2], State(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
-                              json.loads(r[10]) if r[10] else None) for r in cursor}
+            rows = (Row(_text(r[0]), r[1], r[2], State(r[3]), _text(r[4]), _text(r[5]), r[6], r[7],
+                        r[8], r[9], json.loads(r[10]) if r[10] else None) for r in cursor)
+            return {row.source: row for row in rows}
         except (sqlite3.DatabaseError, ValueError) as exc:
             raise LedgerError(f"the ledger is damaged ({exc}); move it away to start over",
                               self.path) from None
@@ -185,21 +186,23 @@ class Ledger:
                 "content_hash=excluded.content_hash, settings_hash=excluded.settings_hash, "
                 "state='pending', output=excluded.output, error=NULL, started=NULL, finished=NULL, "
                 "seconds=NULL, report=NULL, attempts=CASE WHEN files.state='failed' THEN 0 "
-                "ELSE files.attempts END", list(entries))
+                "ELSE files.attempts END",
+                [(_blob(source), content, wanted, _blob(output)) for source, content, wanted, output in entries])
 
     def start(self, source: str) -> None:
         self._write("UPDATE files SET state='running', attempts=attempts+1, started=? WHERE source=?",
-                    (time.time(), source))
+                    (time.time(), _blob(source)))
 
     def requeue(self, source: str, error: str) -> None:
         """A worker died on this file and it will be tried again: pending, with the reason kept."""
-        self._write("UPDATE files SET state='pending', error=? WHERE source=?", (error, source))
+        self._write("UPDATE files SET state='pending', error=? WHERE source=?",
+                    (_blob(error), _blob(source)))
 
     def finish(self, source: str, report: FileReport) -> None:
         state = State.DONE if report.ok else State.FAILED
         self._write("UPDATE files SET state=?, error=?, finished=?, seconds=?, report=? WHERE source=?",
-                    (state.value, report.error, time.time(), report.seconds,
-                     json.dumps(report.to_json()), source))
+                    (state.value, _blob(report.error), time.time(), report.seconds,
+                     json.dumps(report.to_json()), _blob(source)))
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         try:
@@ -226,6 +229,18 @@ class _Transaction:
                 raise LedgerError(f"cannot write the ledger: {error}", self._path) from None
         else:
             self._db.execute("ROLLBACK")
+
+
+# Paths and messages are stored as bytes: a file name need not be valid UTF-8 (os.fsdecode turns
+# its stray bytes into lone surrogates, which SQLite's text type cannot hold).
+def _blob(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogateescape")
+
+
+def _text(data: bytes | str | None) -> str | None:
+    if data is None or isinstance(data, str):
+        return data
+    return data.decode("utf-8", "surrogateescape")
 
 
 def ledger_path(place: Path) -> Path:
