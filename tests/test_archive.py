@@ -327,3 +327,12 @@ def test_sigkill_halfway_then_resume_skips_exactly_the_done_files(tmp_path: Path
     assert {tries for _, tries in rows.values()} <= {1, 2}
     leftovers = [p for p in tmp_path.rglob("*") if TEMP_MARK in p.name]
     assert not leftovers
+
+
+def test_an_input_named_twice_is_done_once(tmp_path: Path) -> None:
+    [photo] = _photos(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    result = run_cli("redact", photo, tmp_path / "in" / ".." / "in" / photo.name, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("done ") == 1
+    assert _rows(out) == {photo.name: (State.DONE, 1)}

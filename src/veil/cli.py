@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
@@ -233,6 +234,9 @@ def _progress() -> Progress:
                     console=err, transient=True)
 
 
+_LOG_EVERY_S = 30.0
+
+
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
              after_each: object = None, plan: PlanFile | None = None, *, slots: int = 1,
              ledger: Ledger | None = None, retry_failed: bool = False, ray: str | None = None,
@@ -263,6 +267,8 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                           "that failed earlier (--retry-failed tries them again; veil status lists them)")
             progress.update(files_task, total=todo)
 
+        last_line = [time.monotonic()]
+
         def on_result(report: FileReport, counts: Counts) -> None:
             if report.ok:
                 err.print(f"[green]done[/] {shown(report.path)} -> {shown(report.output)} "
@@ -271,6 +277,10 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
             else:
                 err.print(f"[red]error[/] {shown(report.path)}: {shown(report.error)}")
             progress.update(files_task, completed=counts.finished, description=counts.line())
+            # Without a terminal (a log of a night's run), the same line every half minute.
+            if not show_progress and counts.remaining and time.monotonic() - last_line[0] > _LOG_EVERY_S:
+                last_line[0] = time.monotonic()
+                err.print(f"progress: {counts.line()}")
 
         settings = BatchSettings(config, overwrite, retry_failed, slots=slots,
                                  machine_slots=machine_slots(), plan=plan, plan_digest=plan_digest,

@@ -69,12 +69,17 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
               on_plan: Callable[[Skipped, int], None] | None = None) -> list[FileReport]:
     """Run every job that needs running; return one report per input, in the jobs' order."""
     rows = ledger.rows() if ledger is not None else {}
-    reports: dict[Path, FileReport] = {}
+    reports: dict[str, FileReport] = {}  # by ledger key: an input named twice is done once
     skipped = Skipped([], [])
     todo: list[tuple[Task, str, str, str]] = []  # (task, ledger key, content hash, settings hash)
     immediate: list[tuple[Job, str, FileReport]] = []
-    for job in jobs:
-        key = str(job.source.resolve()) if ledger is not None else str(job.source)
+    job_keys = [_key(job.source) for job in jobs]
+    wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
+    seen: set[str] = set()
+    for job, key in zip(jobs, job_keys):
+        if key in seen:
+            continue
+        seen.add(key)
         target = job.target if job.target is not None else default_output(job.source)
         try:
             check(job)
@@ -89,16 +94,15 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             immediate.append((job, key, failed_report(
                 job.source, VeilError(f"cannot read the input: {exc.strerror or exc}"))))
             continue
-        wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
         row = rows.get(key)
         if row is not None and row.content_hash == digest and row.settings_hash == wanted:
             if _done(row, target):
-                reports[job.source] = replace(row.file_report(), path=job.source, output=target)
-                skipped.done.append(reports[job.source])
+                reports[key] = replace(row.file_report(), path=job.source, output=target)
+                skipped.done.append(reports[key])
                 continue
             if row.state is State.FAILED and not settings.retry_failed:
-                reports[job.source] = replace(row.file_report(), path=job.source)
-                skipped.failed.append(reports[job.source])
+                reports[key] = replace(row.file_report(), path=job.source)
+                skipped.failed.append(reports[key])
                 continue
         # Our own earlier output for this input (changed since, or a killed run's) is replaced.
         ours = row is not None and row.output == str(target) and target.exists()
@@ -124,7 +128,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             report = after_each(report)
         if ledger is not None:
             ledger.finish(key, report)
-        reports[report.path] = report
+        reports[key] = report
         if report.ok:
             counts.done += 1
         else:
@@ -155,13 +159,23 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             if report is None:
                 if ledger is not None:
                     ledger.requeue(key, outcome.report.error or "")
+                # A worker that died after its rename left our own complete output: replace it.
                 queue.append(replace(task, attempt=task.attempt + 1,
                                      overwrite=task.overwrite or task.target.exists()))
                 continue
             record(key, report)
     finally:
         executor.close()
-    return [reports[job.source] for job in jobs]
+    return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _key(source: Path) -> str:
+    """The ledger's name for an input: its absolute path with links resolved, so a rerun from
+    another folder or through another link finds the same row."""
+    try:
+        return str(source.resolve())
+    except (OSError, RuntimeError):  # a link loop: its own absolute name (it fails as an input)
+        return str(source.absolute())
 
 
 def _done(row: Row, target: Path) -> bool:
