@@ -250,7 +250,12 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
         _claim_target(job, claimed)
         _prepare_target(job)
 
-    executor = executor_for(slots, ray)
+    try:
+        executor = executor_for(slots, ray)
+    except ModelError:
+        raise  # a missing extra: exit 2 already
+    except VeilError as exc:  # a Ray cluster that cannot be reached: fix the address, then rerun
+        raise _BadArgument(exc.message, exc.path) from None
     with _progress() if show_progress else _NullProgress() as progress:
         files_task = progress.add_task("files", total=None)
         if isinstance(executor, InlineExecutor):

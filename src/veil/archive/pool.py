@@ -92,12 +92,15 @@ class LocalPool:
         return used == 0 or used + task.slots <= self.slots
 
     def submit(self, task: Task) -> None:
-        worker = next((w for w in self._workers if w.task is None), None)
+        worker = next((w for w in self._workers if w.task is None and w.process.is_alive()), None)
         if worker is None:
             worker = _Worker(self._context)
             self._workers.append(worker)
         worker.task = task
-        worker.conn.send(task)
+        try:
+            worker.conn.send(task)
+        except OSError:  # it died while idle (the OOM killer, say): the sentinel reports it lost
+            pass
 
     def busy(self) -> bool:
         return any(w.task is not None for w in self._workers)

@@ -9,6 +9,8 @@ every node (a shared filesystem); see docs/design.md.
 
 from __future__ import annotations
 
+import contextlib
+
 import ray
 from ray.exceptions import RayError
 
@@ -57,7 +59,8 @@ class RayExecutor:
 
     def close(self) -> None:
         for ref, task in self._running.items():
-            ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # already finished, or the cluster is gone
+                ray.cancel(ref, force=True)
             lost(task, "stopped")
         self._running.clear()
         ray.shutdown()
