@@ -308,7 +308,9 @@ def test_sigkill_halfway_then_resume_skips_exactly_the_done_files(tmp_path: Path
 
     with Ledger.open(out / LEDGER_NAME) as ledger:
         done_before = {Path(k).name for k, row in ledger.rows().items() if row.state is State.DONE}
-    assert 4 <= len(done_before) < len(photos), "the kill did not land halfway"
+    # Up to one file per worker may sit in the instant between its rename and the ledger's record
+    # (its output exists, its row says running): that file is redone, byte for byte the same.
+    assert 4 - 2 <= len(done_before) < len(photos), "the kill did not land halfway"
     inodes = {name: (out / name).stat().st_ino for name in done_before}
 
     resumed = run_cli("redact", src, "-o", out, "--jobs", "2")
