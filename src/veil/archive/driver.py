@@ -23,7 +23,7 @@ from .._errors import ModelError, VeilError
 from .._types import Config, FileReport
 from ..batch import Job
 from ..edits import PlanFile
-from ..media.kinds import VIDEO_SUFFIXES
+from ..media.kinds import VIDEO_SUFFIXES, require_regular_file
 from ..pipeline import default_output, failed_report
 from .ledger import Ledger, Row, State, content_hash, settings_hash
 from .pool import Executor
@@ -83,16 +83,14 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         target = job.target if job.target is not None else default_output(job.source)
         try:
             check(job)
-            digest = content_hash(job.source) if ledger is not None else ""
+            if ledger is not None:
+                require_regular_file(job.source)  # a FIFO would block the hash: refused unopened
+            digest = _content(job.source) if ledger is not None else ""
             edits = settings.plan.for_input(job.source) if settings.plan is not None else None
         except ModelError:
             raise
         except VeilError as exc:
             immediate.append((job, key, failed_report(job.source, exc)))
-            continue
-        except OSError as exc:
-            immediate.append((job, key, failed_report(
-                job.source, VeilError(f"cannot read the input: {exc.strerror or exc}"))))
             continue
         row = rows.get(key)
         if row is not None and row.content_hash == digest and row.settings_hash == wanted:
@@ -167,6 +165,15 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
     finally:
         executor.close()
     return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _content(source: Path) -> str:
+    """The input's content hash; "" when it cannot be read (the worker's try then says why, in the
+    pipeline's words, and a later run that can read it sees new content and redoes it)."""
+    try:
+        return content_hash(source)
+    except OSError:
+        return ""
 
 
 def _key(source: Path) -> str:
