@@ -141,7 +141,8 @@ def test_two_inputs_never_share_an_output(tmp_path: Path, overwrite: bool) -> No
     assert result.exit_code == 1
     errors = result.stderr.replace("\n", " ").split("error ")[1:]
     assert len(errors) == 1 and str(second) in errors[0] and "also the output of" in errors[0], result.stderr
-    assert [p.name for p in out.iterdir()] == ["photo.jpg"]
+    # The batch's ledger (veil.archive) sits beside the one output.
+    assert [p.name for p in out.iterdir() if p.name != ".veil-ledger.sqlite"] == ["photo.jpg"]
     with Image.open(out / "photo.jpg") as written, Image.open(first) as source:
         assert written.size == source.size  # the first input's copy, not replaced by the second's
 
@@ -349,7 +350,7 @@ def test_names_cannot_fake_lines_or_control_the_terminal(tmp_path: Path) -> None
 
 def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from veil import ModelError
-    from veil import cli
+    from veil.archive import worker
 
     calls: list[Path] = []
 
@@ -357,7 +358,7 @@ def test_a_model_error_stops_the_batch_with_exit_2(tmp_path: Path, monkeypatch: 
         calls.append(source)
         raise ModelError("CenterFace weights fail their hash check; reinstall veil")
 
-    monkeypatch.setattr(cli, "redact_file", broken)
+    monkeypatch.setattr(worker, "redact_file", broken)  # each batch's files go through the worker
     first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
     for path in (first, second):
         path.write_bytes(EXAMPLE.read_bytes())

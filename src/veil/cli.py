@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import os
 import signal
 import sys
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -34,8 +36,16 @@ from ._errors import AuditFailed, MissingExtra, ModelError, OutputError, VeilErr
 from ._types import Config, DetectPreset, FileReport, MaskShape, MaskStyle
 from .audit.second_detector import SecondDetector
 from .batch import Job, Skipped, walk_inputs
-from .pipeline import default_output, failed_report, redact_file, scan_file
+from .pipeline import default_output, scan_file
 from .edits import PlanFile, load_plan
+from .archive.choose import auto_slots, default_ledger, executor_for
+from .archive.driver import BatchSettings, run_batch
+from .archive.driver import Skipped as LedgerSkipped
+from .archive.ledger import Ledger, LedgerError
+from .archive.pool import InlineExecutor, machine_slots
+from .archive.progress import Counts
+from .archive.html_report import html_path, write_html
+from .archive.status import status_lines
 
 if TYPE_CHECKING:
     from .audit.report import AuditReport
@@ -226,36 +236,47 @@ def _progress() -> Progress:
                     console=err, transient=True)
 
 
+_LOG_EVERY_S = 30.0
+
+
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
-             after_each: object = None, plan: PlanFile | None = None) -> list[FileReport]:
-    """Process every job; a file's failure is reported and the batch goes on. A ModelError stops
-    the batch instead: a missing or altered model would fail every remaining file the same way."""
-    reports: list[FileReport] = []
+             after_each: object = None, plan: PlanFile | None = None, *, slots: int = 1,
+             ledger: Ledger | None = None, retry_failed: bool = False, ray: str | None = None,
+             plan_digest: str | None = None) -> list[FileReport]:
+    """Process every job (veil.archive drives it: ledger, workers, retries); a file's failure is
+    reported and the batch goes on. A ModelError stops the batch instead: a missing or altered
+    model would fail every remaining file the same way."""
     claimed: dict[Path, Path] = {}  # output -> the input of this batch it was written for
+
+    def check(job: Job) -> None:
+        _claim_target(job, claimed)
+        _prepare_target(job)
+
+    try:
+        executor = executor_for(slots, ray)
+    except ModelError:
+        raise  # a missing extra: exit 2 already
+    except VeilError as exc:  # a Ray cluster that cannot be reached: fix the address, then rerun
+        raise _BadArgument(exc.message, exc.path) from None
     with _progress() if show_progress else _NullProgress() as progress:
-        files_task = progress.add_task("files", total=len(jobs)) if len(jobs) > 1 else None
-        for job in jobs:
-            frames_task = progress.add_task(shown(job.source.name[:40]), total=None)
+        files_task = progress.add_task("files", total=None)
+        if isinstance(executor, InlineExecutor):
+            frames_task = progress.add_task("frames", total=None)
+            executor.progress = lambda done, total: progress.update(frames_task, completed=done,
+                                                                   total=total)
 
-            def on_frames(done: int, total: int | None, _task: object = frames_task) -> None:
-                progress.update(_task, completed=done, total=total)
+        def on_plan(skipped: LedgerSkipped, todo: int) -> None:
+            if skipped.done:
+                err.print(f"[green]skipped[/] {len(skipped.done)} file{'s' if len(skipped.done) != 1 else ''} "
+                          "done earlier with the same content and settings (ledger)")
+            if skipped.failed:
+                err.print(f"[red]skipped[/] {len(skipped.failed)} file{'s' if len(skipped.failed) != 1 else ''} "
+                          "that failed earlier (--retry-failed tries them again; veil status lists them)")
+            progress.update(files_task, total=todo)
 
-            try:
-                _claim_target(job, claimed)
-                _prepare_target(job)
-                report = redact_file(job.source, job.target, config, overwrite=overwrite,
-                                     progress=on_frames,
-                                     plan=plan.for_input(job.source) if plan is not None else None)
-                if callable(after_each):
-                    report = after_each(report)
-            except ModelError:
-                raise  # the installation, not this file: every other file would fail the same way
-            except VeilError as exc:
-                report = failed_report(job.source, exc)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                report = failed_report(job.source, exc)
-            progress.remove_task(frames_task)
-            reports.append(report)
+        last_line = [time.monotonic()]
+
+        def on_result(report: FileReport, counts: Counts) -> None:
             if report.ok:
                 err.print(f"[green]done[/] {shown(report.path)} -> {shown(report.output)} "
                           f"({report.faces} face{'s' if report.faces != 1 else ''} masked"
@@ -263,9 +284,17 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                           + _salvage_note(report))
             else:
                 err.print(f"[red]error[/] {shown(report.path)}: {shown(report.error)}")
-            if files_task is not None:
-                progress.advance(files_task)
-    return reports
+            progress.update(files_task, completed=counts.finished, description=counts.line())
+            # Without a terminal (a log of a night's run), the same line every half minute.
+            if not show_progress and counts.remaining and time.monotonic() - last_line[0] > _LOG_EVERY_S:
+                last_line[0] = time.monotonic()
+                err.print(f"progress: {counts.line()}")
+
+        settings = BatchSettings(config, overwrite, retry_failed, slots=slots,
+                                 machine_slots=machine_slots(), plan=plan, plan_digest=plan_digest,
+                                 version=_version())
+        hook = after_each if callable(after_each) else None
+        return run_batch(jobs, settings, executor, ledger, check, on_result, hook, on_plan)
 
 
 class _NullProgress:
@@ -363,7 +392,9 @@ def redact(
                                          help="Video quality as x264 CRF (lower is better).")] = 18,
     drop_audio: Annotated[bool, typer.Option("--drop-audio", help="Remove the sound from videos.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write a JSON report here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Write a JSON report here, and an HTML page with thumbnails of the redacted "
+        "outputs beside it (.html).")] = None,
     plan_file: Annotated[Optional[Path], typer.Option(
         "--plan", help="Edited `veil scan --json` output: keep faces visible, drop false masks, add "
         "missed faces (see the README). Faces it does not mention are masked as usual.")] = None,
@@ -374,6 +405,17 @@ def redact(
         "--salvage", help="A video cut off before the length its container states (a copy that "
         "stopped, a camera that died) is written as far as it decodes, and reported as salvaged. "
         "Without it such a file fails.")] = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=0, help="Worker processes (0: fit the machine; a video counts as two "
+        "since it already uses threads).")] = 0,
+    ledger: Annotated[Optional[Path], typer.Option(
+        "--ledger", dir_okay=False, help="The batch's SQLite ledger, which lets a rerun skip inputs "
+        "already done. Default: OUT/.veil-ledger.sqlite when -o is a folder.")] = None,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Redo inputs the ledger records as failed (skipped otherwise).")] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="ADDRESS", help="Run the files as Ray tasks on this cluster (auto: the one "
+        "RAY_ADDRESS names or one running here, else a new local one). Needs veil[ray].")] = None,
 ) -> None:
     """Mask every face in INPUTS and write clean copies without identifying metadata."""
     if keep_gps and not keep_metadata:
@@ -383,27 +425,80 @@ def redact(
                      drop_audio=drop_audio, salvage=salvage)
     _warn_reversible(config.mask)
     walk = walk_inputs(inputs, output)
-    jobs = walk.jobs
+    jobs_found = walk.jobs
     refused = _report_skipped(walk.skipped)
-    if not jobs:
+    if not jobs_found:
         raise VeilError("no media files found in the given inputs")
     edit_plan = None
     if plan_file is not None:
         try:
             edit_plan = load_plan(plan_file)
-            edit_plan.check_inputs([job.source for job in jobs])
+            edit_plan.check_inputs([job.source for job in jobs_found])
         except VeilError as exc:
             raise _BadArgument(exc.message, exc.path or plan_file) from None
     audit_hook = _audit_hook(config) if audit else None
-    reports = run_jobs(jobs, config, overwrite, show_progress=sys.stderr.isatty(), plan=edit_plan,
-                       after_each=audit_hook)
+    batch_ledger = _open_ledger(ledger or default_ledger(output, jobs_found), explicit=ledger is not None)
+    try:
+        reports = run_jobs(jobs_found, config, overwrite, show_progress=sys.stderr.isatty(),
+                           plan=edit_plan, after_each=audit_hook, slots=jobs or auto_slots(jobs_found),
+                           ledger=batch_ledger, retry_failed=retry_failed, ray=ray,
+                           plan_digest=_digest(plan_file) if plan_file is not None else None)
+    finally:
+        if batch_ledger is not None:
+            batch_ledger.close()
     _summarise(reports, walk.skipped)
     if report is not None:
         _write_report(report, reports, config, walk.skipped)
+        write_html(html_path(report), reports)
     if refused or not all(r.ok for r in reports) or any(r.audit and "error" in r.audit for r in reports):
         raise typer.Exit(ExitCode.SOME_FAILED)
     if any(r.audit and not r.audit.get("clean", True) for r in reports):
         raise typer.Exit(ExitCode.AUDIT_FOUND)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _open_ledger(path: Path | None, explicit: bool) -> Ledger | None:
+    """The batch's ledger (its folder is made, as the outputs' would be); an unusable one is a
+    usage error, before any work. An output folder veil cannot write gets no default ledger: each
+    file then fails alone, saying why, as without a ledger."""
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {path.parent}: {exc.strerror or exc}") from None
+    if not explicit and not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        err.print(f"[yellow]warning:[/] {shown(path.parent)} is not writable: no ledger, so this "
+                  "batch cannot be resumed")
+        return None
+    try:
+        return Ledger.open(path)
+    except LedgerError as exc:
+        raise _BadArgument(exc.message, exc.path) from None
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise _BadArgument(f"cannot read the plan: {exc.strerror or exc}", path) from None
+
+
+@app.command()
+@_reports_failures
+def status(
+    place: Annotated[Path, typer.Argument(help="An output folder of `veil redact -o`, or a ledger file.",
+                                          show_default=False)],
+) -> None:
+    """Summarise a batch from its ledger: files done, failed (with their errors), left to do."""
+    try:
+        lines = list(status_lines(place))
+    except LedgerError as exc:
+        raise _BadArgument(exc.message, exc.path) from None
+    for line in lines:
+        sys.stdout.write(printable(line) + "\n")
     raise typer.Exit(ExitCode.OK)
 
 

@@ -1,0 +1,214 @@
+"""The batch driver: decides from the ledger what to do, hands tasks to an executor, records outcomes.
+
+It is the only writer of the ledger, whichever executor runs the tasks (inline, local worker
+processes, Ray). Per input:
+
+- done before with the same content and settings, and its output still there: skipped;
+- failed before with the same content and settings: skipped, unless `retry_failed`;
+- anything else (new, changed content, changed settings, or left `running` by a killed run): done,
+  replacing the output this ledger says it wrote for that input.
+
+A worker that dies on a file costs that file one try; after `max_tries` the file is failed with
+the reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .._errors import ModelError, VeilError
+from .._types import Config, FileReport
+from ..batch import Job
+from ..edits import PlanFile
+from ..media.kinds import VIDEO_SUFFIXES, require_regular_file
+from ..pipeline import default_output, failed_report
+from .ledger import Ledger, Row, State, content_hash, settings_hash
+from .pool import Executor
+from .progress import Counts
+from .worker import VIDEO_SLOTS, Outcome, Task, remove_partials
+
+# How often a file may take a worker down with it before it is failed (the first try included).
+MAX_TRIES = 3
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    config: Config
+    overwrite: bool = False
+    retry_failed: bool = False
+    max_tries: int = MAX_TRIES
+    slots: int = 1  # --jobs: the slots a task's `slots` are counted against
+    machine_slots: int = 1  # the CPUs here, shared out as detector threads
+    plan: PlanFile | None = None
+    plan_digest: str | None = None
+    version: str = ""
+
+
+@dataclass
+class Skipped:
+    """Inputs the ledger says need no work this time."""
+
+    done: list[FileReport]
+    failed: list[FileReport]
+
+
+Check = Callable[[Job], None]  # raises VeilError when a job cannot run (shared output, no folder)
+OnResult = Callable[[FileReport, Counts], None]
+AfterEach = Callable[[FileReport], FileReport]
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledger: Ledger | None,
+              check: Check, on_result: OnResult, after_each: AfterEach | None = None,
+              on_plan: Callable[[Skipped, int], None] | None = None) -> list[FileReport]:
+    """Run every job that needs running; return one report per input, in the jobs' order."""
+    rows = ledger.rows() if ledger is not None else {}
+    reports: dict[str, FileReport] = {}  # by ledger key: an input named twice is done once
+    skipped = Skipped([], [])
+    todo: list[tuple[Task, str, str, str]] = []  # (task, ledger key, content hash, settings hash)
+    immediate: list[tuple[Job, str, FileReport]] = []
+    wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
+    job_keys: list[str] = [""] * len(jobs)
+    claimed: dict[str, Path] = {}  # ledger key -> the output it writes
+    pending: dict[int, tuple[Job, str, Path]] = {}
+    # A file named as itself claims its resolved path first; a link to it with an output of its
+    # own (a link in the folder) is a second input under its own name. The same input with the
+    # same output named twice is done once.
+    order = sorted(range(len(jobs)), key=lambda i: _key(jobs[i].source) != str(jobs[i].source.absolute()))
+    for i in order:
+        job = jobs[i]
+        target = job.target if job.target is not None else default_output(job.source)
+        key = _key(job.source)
+        if key in claimed and claimed[key] != target:
+            key = str(job.source.absolute())
+        job_keys[i] = key
+        if key in claimed:
+            continue
+        claimed[key] = target
+        pending[i] = (job, key, target)
+    for job, key, target in (pending[i] for i in sorted(pending)):
+        try:
+            check(job)
+            if ledger is not None:
+                require_regular_file(job.source)  # a FIFO would block the hash: refused unopened
+            digest = _content(job.source) if ledger is not None else ""
+            edits = settings.plan.for_input(job.source) if settings.plan is not None else None
+        except ModelError:
+            raise
+        except VeilError as exc:
+            immediate.append((job, key, failed_report(job.source, exc)))
+            continue
+        row = rows.get(key)
+        if row is not None and row.content_hash == digest and row.settings_hash == wanted:
+            if _done(row, target):
+                reports[key] = replace(row.file_report(), path=job.source, output=target)
+                skipped.done.append(reports[key])
+                continue
+            if row.state is State.FAILED and not settings.retry_failed:
+                reports[key] = replace(row.file_report(), path=job.source)
+                skipped.failed.append(reports[key])
+                continue
+        # Our own earlier output for this input (changed since, or a killed run's) is replaced.
+        ours = row is not None and row.output == str(target) and target.exists()
+        slots = min(VIDEO_SLOTS, settings.slots) if is_video(job.source) else 1
+        config = settings.config
+        if settings.slots > 1 and config.threads == 0:
+            per_slot = max(1, settings.machine_slots // settings.slots)
+            config = replace(config, threads=min(settings.machine_slots, per_slot * slots))
+        if row is not None and row.state is State.RUNNING:
+            remove_partials(target)  # what a SIGKILLed run left beside the output
+        task = Task(job.source, target, config, settings.overwrite or ours, edits, slots)
+        todo.append((task, key, digest, wanted))
+    if ledger is not None:
+        ledger.plan([(key, digest, wanted, str(task.target)) for task, key, digest, wanted in todo]
+                    + [(key, "", "", str(job.target or "")) for job, key, _ in immediate])
+    if on_plan is not None:
+        on_plan(skipped, len(todo) + len(immediate))
+
+    counts = Counts(total=len(todo) + len(immediate))
+
+    def record(key: str, report: FileReport) -> None:
+        if after_each is not None and report.ok:
+            report = after_each(report)
+        if ledger is not None:
+            ledger.finish(key, report)
+        reports[key] = report
+        if report.ok:
+            counts.done += 1
+        else:
+            counts.failed += 1
+        on_result(report, counts)
+
+    for job, key, report in immediate:
+        if ledger is not None:
+            ledger.start(key)
+        record(key, report)
+
+    keys = {task.source: key for task, key, _, _ in todo}
+    queue = collections.deque(task for task, _, _, _ in todo)
+    try:
+        while queue or executor.busy():
+            while queue and executor.can_take(queue[0]):
+                task = queue.popleft()
+                if ledger is not None:
+                    ledger.start(keys[task.source])
+                executor.submit(task)
+            task, outcome = executor.wait()
+            key = keys[task.source]
+            if outcome.fatal is not None:
+                if ledger is not None:
+                    ledger.requeue(key, outcome.fatal)
+                raise ModelError(outcome.fatal)
+            report = _retry_or_fail(task, outcome, settings.max_tries)
+            if report is None:
+                if ledger is not None:
+                    ledger.requeue(key, outcome.report.error or "")
+                # A worker that died after its rename left our own complete output: replace it.
+                queue.append(replace(task, attempt=task.attempt + 1,
+                                     overwrite=task.overwrite or task.target.exists()))
+                continue
+            record(key, report)
+    finally:
+        executor.close()
+    return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _content(source: Path) -> str:
+    """The input's content hash; "" when it cannot be read (the worker's try then says why, in the
+    pipeline's words, and a later run that can read it sees new content and redoes it)."""
+    try:
+        return content_hash(source)
+    except OSError:
+        return ""
+
+
+def _key(source: Path) -> str:
+    """The ledger's name for an input: its absolute path with links resolved, so a rerun from
+    another folder or through another link finds the same row."""
+    try:
+        return str(source.resolve())
+    except (OSError, RuntimeError):  # a link loop: its own absolute name (it fails as an input)
+        return str(source.absolute())
+
+
+def _done(row: Row, target: Path) -> bool:
+    return row.state is State.DONE and row.output == str(target) and target.exists()
+
+
+def _retry_or_fail(task: Task, outcome: Outcome, max_tries: int) -> FileReport | None:
+    """None: try the file again. A file that took its worker down `max_tries` times is failed."""
+    if not outcome.lost:
+        return outcome.report
+    if task.attempt < max_tries:
+        return None
+    return replace(outcome.report, error=f"{outcome.report.error}; failed after {task.attempt} "
+                                         f"tr{'ies' if task.attempt != 1 else 'y'}")
+
+
+__all__ = ["run_batch", "BatchSettings", "Skipped", "MAX_TRIES", "is_video"]
