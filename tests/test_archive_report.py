@@ -67,6 +67,8 @@ def test_html_report_in_chromium(tmp_path: Path, make_clips_module) -> None:  # 
             texts = [rows.nth(i).inner_text() for i in range(4)]
             assert any(str(odd) in text for text in texts), "the markup name must show as text"
             [failed] = [t for t in texts if "broken.jpg" in t]
+            [clip_row] = [i for i, t in enumerate(texts) if "clip.mp4" in t]
+            low_cell = rows.nth(clip_row).locator("td.low").inner_text()
             assert "failed:" in failed
             images = page.locator("tbody img")
             assert images.count() == 3
@@ -79,6 +81,8 @@ def test_html_report_in_chromium(tmp_path: Path, make_clips_module) -> None:  # 
         finally:
             browser.close()
     assert all(url.startswith(("file://", "data:")) for url in fetched), fetched
+    [clip] = [f for f in json.loads(report.read_text())["files"] if f["path"].endswith("clip.mp4")]
+    assert low_cell == f"{clip['frames_with_low_confidence_masks']} of {clip['frames']}"
     assert uri is not None and uri.startswith("data:image/jpeg;base64,")
     shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"),
                        dtype=np.float32)

@@ -306,6 +306,7 @@ class FileReport:
     faces: int = 0
     faces_per_frame: tuple[int, ...] = ()
     tracked_frames: int = 0  # frames holding at least one interpolated or extrapolated mask
+    low_score_frames: int = 0  # frames with a mask a detection under report.LOW_SCORE made
     lowest_score: float | None = None
     seconds: float = 0.0
     error: str | None = None
@@ -322,6 +323,7 @@ class FileReport:
             "faces": self.faces,
             "faces_per_frame": list(self.faces_per_frame),
             "frames_with_tracked_masks": self.tracked_frames,
+            "frames_with_low_confidence_masks": self.low_score_frames,
             "lowest_score": None if self.lowest_score is None else round(self.lowest_score, 4),
             "seconds": round(self.seconds, 3),
             "error": self.error,

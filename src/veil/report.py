@@ -16,6 +16,12 @@ from ._types import Detections, FaceRecord, FileReport, MaskRegions, RegionSourc
 # The score reported for a region a person added in a plan file: no detector was involved.
 MANUAL_SCORE = 1.0
 
+# A frame is reported as holding a low-confidence mask when a detection under this score made one
+# of its regions: the same line as the sure-box margins (`presets.SURE_MARGINS`), under which a box
+# may be a texture rather than a face, or a face the detector barely saw. Those frames are the ones
+# a person should look at first.
+LOW_SCORE = 0.3
+
 
 def face_records(rows: Detections, regions: MaskRegions, origin: np.ndarray | None = None
                  ) -> tuple[FaceRecord, ...]:
@@ -60,6 +66,7 @@ class Tally:
     frames: int = 0
     faces_per_frame: list[int] = field(default_factory=list)
     tracked_frames: int = 0
+    low_score_frames: int = 0
     lowest: float | None = None
     tracks: set[int] = field(default_factory=set)
     untracked: int = 0
@@ -69,6 +76,8 @@ class Tally:
         self.faces_per_frame.append(len(regions))
         if np.any(regions.sources == int(RegionSource.TRACKED)):
             self.tracked_frames += 1
+        if lowest is not None and lowest < LOW_SCORE:
+            self.low_score_frames += 1
         if lowest is not None and (self.lowest is None or lowest < self.lowest):
             self.lowest = lowest
         for track in regions.track_ids.tolist():
@@ -82,8 +91,9 @@ class Tally:
         return FileReport(
             path=path, output=output, ok=True, kind=kind, frames=self.frames,
             faces=len(self.tracks) + self.untracked, faces_per_frame=tuple(self.faces_per_frame),
-            tracked_frames=self.tracked_frames, lowest_score=self.lowest, seconds=seconds,
+            tracked_frames=self.tracked_frames,
+            low_score_frames=self.low_score_frames, lowest_score=self.lowest, seconds=seconds,
         )
 
 
-__all__ = ["face_records", "lowest_score", "Tally", "MANUAL_SCORE"]
+__all__ = ["face_records", "lowest_score", "Tally", "MANUAL_SCORE", "LOW_SCORE"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from .._types import FileReport
+from ..report import LOW_SCORE
 from ..media.kinds import VIDEO_SUFFIXES
 
 THUMB_PX = 160  # the longer side; a JPEG this size is ~5 KB, so 10,000 files make a ~50 MB page
@@ -73,7 +74,7 @@ def _audit_cell(report: FileReport) -> str:
 def _row(report: FileReport) -> str:
     name = html.escape(str(report.path))
     if not report.ok:
-        return (f'<tr class="failed"><td class="thumb"></td><td>{name}</td><td colspan="4" '
+        return (f'<tr class="failed"><td class="thumb"></td><td>{name}</td><td colspan="5" '
                 f'class="err">failed: {html.escape(report.error or "unknown error")}</td>'
                 f"{_audit_cell(report)}</tr>")
     uri = thumbnail_uri(report.output) if report.output is not None else None
@@ -81,8 +82,10 @@ def _row(report: FileReport) -> str:
     output = html.escape(str(report.output))
     lowest = "" if report.lowest_score is None else f"{report.lowest_score:.2f}"
     tracked = f"{report.tracked_frames} of {report.frames}" if report.kind == "video" else ""
+    low = f"{report.low_score_frames} of {report.frames}" if report.frames else ""
     return (f'<tr class="done"><td class="thumb">{thumb}</td><td>{name}<br><small>&rarr; {output}'
             f'</small></td><td class="num faces">{report.faces}</td><td class="num">{lowest}</td>'
+            f'<td class="num low">{low}</td>'
             f'<td class="num">{tracked}</td><td class="num">{report.seconds:.1f} s</td>'
             f"{_audit_cell(report)}</tr>")
 
@@ -98,7 +101,7 @@ def render(reports: Sequence[FileReport], title: str = "veil batch report") -> s
 <h1>{html.escape(title)}</h1>
 <p class="summary">{done} of {len(reports)} files redacted, {len(reports) - done} failed, {faces} faces masked.</p>
 <table><thead><tr><th>redacted</th><th>file</th><th>faces</th><th>lowest score</th>
-<th>frames with tracked masks</th><th>time</th><th>audit</th></tr></thead>
+<th>frames with low-confidence masks (score &lt; {LOW_SCORE})</th><th>frames with tracked masks</th><th>time</th><th>audit</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table></body></html>

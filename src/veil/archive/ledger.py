@@ -66,6 +66,7 @@ class Row:
             ok=self.state is State.DONE, kind=data.get("kind", "image"), frames=data.get("frames", 0),
             faces=data.get("faces", 0), faces_per_frame=tuple(data.get("faces_per_frame", ())),
             tracked_frames=data.get("frames_with_tracked_masks", 0),
+            low_score_frames=data.get("frames_with_low_confidence_masks", 0),
             lowest_score=data.get("lowest_score"), seconds=data.get("seconds", 0.0),
             error=self.error, audit=data.get("audit"))
 
