@@ -216,6 +216,9 @@ class Config:
     track_hold_s: float = 1.0
     track_pad_frames: int = 3
     threads: int = 0  # 0: onnxruntime chooses
+    # Video from a camera that rolls (head-worn, handheld): also look for faces turned 90 and 270
+    # degrees (detect/rotate.py), at about 3x the detector's time. Stills: presets.ROTATIONS.
+    roll: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", MaskStyle(self.mask))

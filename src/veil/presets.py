@@ -14,22 +14,50 @@ from dataclasses import dataclass, replace
 
 from ._types import Config, DetectPreset
 from .detect.faces import DetectorSettings
+from .detect.rotate import SIDEWAYS
 from .track import TrackerSettings
 
 # -- stills ----------------------------------------------------------------------------------------
+
+# Every still preset also runs a pass with the longer side at this many pixels, for a face that fills
+# the frame (a close-up). On the close-up set (benchmarks/hard_sets.py, 201 crops of dev faces
+# resized to 720 px high), one pass alone found (IoU 0.4, score >= 0.2; every 3rd crop, 89 faces)
+# 0.89 of the faces at 160 px, 0.94 at 288 and 384, 0.87 at 640. Added to balanced (every 2nd crop,
+# 134 faces), covered recall went from 0.76 to 0.94 at 256, 0.955 at 288 and 0.94 at 320. The pass
+# costs about a fifth of a 640 px one. Its boxes face the same size-tier thresholds as any.
+COARSE_SIDE = 288
 
 # One score threshold per detected face height (< 16, 16-32, 32-64, >= 64 px): small faces score
 # low and a false mask on them costs little area; a large false box costs a lot.
 STILL: dict[DetectPreset, DetectorSettings] = {
     # One pass with the longer side at 640 px: about a seventh of balanced's work.
     DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
-                                        large_face_side=0),
+                                        large_face_side=0, coarse_side=COARSE_SIDE),
     # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
     # pass for faces too big for the net at that scale.
-    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,)),
+    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,),
+                                            coarse_side=COARSE_SIDE),
     # Adds the full-resolution pass and lowers the thresholds of large boxes.
-    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5)),
+    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5),
+                                            coarse_side=COARSE_SIDE),
 }
+
+
+# Quarter turns a preset also searches stills at (detect/rotate.py), for faces photographed with the
+# camera on its side; each costs one more run of every pass. Video runs them only with Config.roll.
+ROTATIONS: dict[DetectPreset, tuple[int, ...]] = {
+    DetectPreset.FAST: (),
+    DetectPreset.BALANCED: (),
+    DetectPreset.THOROUGH: SIDEWAYS,
+}
+
+
+def rotations(config: Config, video: bool = False) -> tuple[int, ...]:
+    """The quarter turns searched besides the upright frame: the preset's for stills; for video
+    both sideways turns when the camera rolls (Config.roll), else none."""
+    if video:
+        return SIDEWAYS if config.roll else ()
+    return SIDEWAYS if config.roll else ROTATIONS[config.detect]
 
 
 # Faces rebuilt from dots score lower than in the photo, so a quantised picture is searched at this
@@ -134,5 +162,5 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
     return replace(linking, gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
-__all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
+__all__ = ["STILL", "VIDEO", "ROTATIONS", "rotations", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]

@@ -33,6 +33,9 @@ class DetectorSettings:
     scales: tuple[float, ...] = (1.0,)  # image scale factors; 1.5-2.0 look for faces under ~16 px
     max_side: int = 0  # if > 0, the image is first downscaled so its longer side is at most this
     large_face_side: int = 640  # an extra pass at this longer side finds faces too big for the net
+    # A coarser pass still, at this longer side (0: none), for a face that fills the frame: a
+    # 720 px close-up is still 360 px tall at 640, past where CenterFace scores faces well.
+    coarse_side: int = 0
     tile: int = 1536  # a scaled image larger than this on a side is cut into overlapping tiles
     tile_overlap: int = 192
     # Also run on the mirrored image (test-time augmentation). A box's score becomes the mean of its
@@ -177,11 +180,12 @@ class FaceDetector:
         if s.max_side and max(height, width) > s.max_side:
             base = s.max_side / max(height, width)
         passes = sorted({base * scale for scale in s.scales})
-        if s.large_face_side and max(height, width) > s.large_face_side * 1.25:
-            large = s.large_face_side / max(height, width)
-            if all(abs(large - p) > 1e-6 for p in passes):
-                passes.insert(0, large)
-        return passes
+        for side in (s.large_face_side, s.coarse_side):
+            if side and max(height, width) > side * 1.25:
+                large = side / max(height, width)
+                if all(abs(large - p) > 1e-6 for p in passes):
+                    passes.append(large)
+        return sorted(passes)
 
     def _detect_pass(self, frame: np.ndarray, scale: float) -> Detections:
         """One scale, and with flip on its mirror too, the two views' scores fused."""
