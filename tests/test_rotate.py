@@ -121,3 +121,68 @@ def test_every_still_preset_has_a_coarse_pass_for_frame_filling_faces() -> None:
     assert detector.passes(1280, 720) == pytest.approx([288 / 1280, 640 / 1280, 1.5])
     # A frame already small enough gets no extra pass.
     assert detector.passes(320, 240) == pytest.approx([1.5])
+
+
+def _face_coverage(pixels: np.ndarray, face_xyxy: np.ndarray, config: Config) -> float:
+    """The share of the face's box that veil's masks hide (veil.evaluate's measure)."""
+    from veil.evaluate import boxes_coverage, covered_fractions
+    from veil.pipeline import scan_image
+
+    _, plan = scan_image(pixels, config)
+    coverage = boxes_coverage(plan.boxes.astype(np.float64), pixels.shape[1], pixels.shape[0])
+    return float(covered_fractions(face_xyxy.reshape(1, 4).astype(np.float64), coverage)[0])
+
+
+def _reread(pixels: np.ndarray, tmp_path, name: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Written as JPEG to tmp_path and read back, as a user's file would be (never kept)."""
+    import cv2
+
+    from veil.media.image import read_image
+
+    path = tmp_path / name
+    cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return read_image(path).pixels
+
+
+def test_a_face_filling_a_720p_frame_is_masked_by_default(wider_dir, wider_gt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A dev portrait cropped so that the face fills 90 % of a 4:3 frame, resized to 720 px high:
+    a person right in front of a body-worn camera. Without the coarse pass balanced left it
+    wholly unmasked (covered 0.0)."""
+    import cv2
+
+    from veil.media.image import read_image
+
+    truth = next(t for t in wider_gt if t.image.endswith("19_Couple_Couple_19_509.jpg"))
+    pixels = read_image(wider_dir / truth.image).pixels
+    x1, y1, x2, y2 = truth.boxes_xyxy[0]
+    side = min(int((y2 - y1) / 0.9), pixels.shape[0])
+    width = min(int(side * 4 / 3), pixels.shape[1])
+    top = int(max(0, min((y1 + y2 - side) / 2, pixels.shape[0] - side)))
+    left = int(max(0, min((x1 + x2 - width) / 2, pixels.shape[1] - width)))
+    scale = 720 / side
+    crop = cv2.resize(pixels[top:top + side, left:left + width], (round(width * scale), 720),
+                      interpolation=cv2.INTER_CUBIC)
+    face = (np.array([x1, y1, x2, y2]) - [left, top, left, top]) * scale
+    assert face[3] - face[1] >= 0.85 * 720  # the face does fill the frame
+    frame = _reread(crop, tmp_path, "closeup.jpg")
+    assert _face_coverage(frame, face, Config()) >= 0.8
+
+
+
+def test_a_dev_photo_turned_on_its_side_has_its_face_masked_by_thorough(wider_dir, wider_gt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A dev photo (at 512 px, to keep the test quick) turned 90 degrees: thorough without the
+    sideways passes covered 0.2 of the largest face's box, with them all of it."""
+    import cv2
+
+    from veil.media.image import read_image
+
+    truth = next(t for t in wider_gt if t.image.endswith("23_Shoppers_Shoppers_23_880.jpg"))
+    pixels = read_image(wider_dir / truth.image).pixels
+    scale = 512 / max(pixels.shape[:2])
+    small = cv2.resize(pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    heights = truth.boxes[:, 3]
+    face = truth.boxes_xyxy[int(heights.argmax())] * scale
+    turned = _reread(rotate_frame(small, 1), tmp_path, "turned.jpg")
+    face = rotate_boxes(face[None], 1, small.shape[1], small.shape[0])[0]
+    assert _face_coverage(turned, face, Config(detect=DetectPreset.THOROUGH)) >= 0.8
