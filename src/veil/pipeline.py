@@ -39,6 +39,7 @@ from .motion import with_motion
 from .paint import apply_masks, paint_frame
 from .presets import (
     VideoDetectSettings,
+    ROTATED_MIN_SCORE,
     rotations,
     still_settings,
     sure_margins,
@@ -96,7 +97,7 @@ def _turned(detector: Detector, config: Config, video: bool = False) -> Detector
     """veil's own detector, also run on the frame turned sideways where the preset (stills) or
     Config.roll (video) asks for it (detect/rotate.py). A caller's detector is used as given."""
     turns = rotations(config, video)
-    return Rotated(detector, turns) if turns else detector
+    return Rotated(detector, turns, ROTATED_MIN_SCORE) if turns else detector
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
