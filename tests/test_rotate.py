@@ -186,3 +186,24 @@ def test_a_dev_photo_turned_on_its_side_has_its_face_masked_by_thorough(wider_di
     turned = _reread(rotate_frame(small, 1), tmp_path, "turned.jpg")
     face = rotate_boxes(face[None], 1, small.shape[1], small.shape[0])[0]
     assert _face_coverage(turned, face, Config(detect=DetectPreset.THOROUGH)) >= 0.8
+
+
+@pytest.mark.parametrize("coarse_score, kept", [(0.25, 1), (0.35, 2)])
+def test_coarse_pass_boxes_need_their_own_floor(coarse_score: float, kept: int) -> None:
+    """A big box from the coarse pass needs coarse_min_score; other passes' boxes only their tier's."""
+    from veil.detect.faces import FaceDetector
+
+    detector = object.__new__(FaceDetector)
+    detector.settings = DetectorSettings(thresholds=(0.1,) * 4, large_face_side=0, coarse_side=288,
+                                         coarse_min_score=0.3)
+    coarse = 288 / 1280
+
+    def one_box_per_pass(frame: np.ndarray, scale: float) -> Detections:
+        if abs(scale - coarse) < 1e-9:
+            return Detections(np.array([[0, 0, 600, 700]], np.float32), np.array([coarse_score], np.float32))
+        return Detections(np.array([[900, 100, 940, 150]], np.float32), np.array([0.2], np.float32))
+
+    detector._detect_pass = one_box_per_pass  # type: ignore[method-assign]
+    found = detector(np.zeros((720, 1280, 3), np.uint8))
+    assert len(found) == kept
+    assert [900.0, 100.0, 940.0, 150.0] in found.boxes.tolist()
