@@ -219,6 +219,9 @@ class Config:
     # A video that ends before its container says it should (cut off) fails unless this is set;
     # then the part that decodes is written and the report says how much that was.
     salvage: bool = False
+    # Video from a camera that rolls (head-worn, handheld): also look for faces turned 90 and 270
+    # degrees (detect/rotate.py), at about 3x the detector's time. Stills: presets.ROTATIONS.
+    roll: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", MaskStyle(self.mask))

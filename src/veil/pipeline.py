@@ -31,6 +31,7 @@ from ._types import Config, Detections, FileReport, FrameScan, MaskRegions
 from .detect.base import Detector
 from .detect.dequantise import Dequantised, is_quantised
 from .detect.faces import DetectorSettings, FaceDetector
+from .detect.rotate import Rotated
 from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
 from .media.video import VideoReader, VideoWriter
@@ -38,6 +39,8 @@ from .motion import with_motion
 from .paint import apply_masks, paint_frame
 from .presets import (
     VideoDetectSettings,
+    ROTATED_MIN_SCORE,
+    rotations,
     still_settings,
     sure_margins,
     tracker_settings,
@@ -84,9 +87,17 @@ def still_stages(config: Config, pixels: np.ndarray, detector: Detector | None =
     rebuilt from dots score lower (detect/dequantise.py)."""
     sure = sure_margins(config)
     if not is_quantised(pixels):
-        return StageSettings(detector or detector_for(config), sure=sure)
-    detector = detector or cached_detector(still_settings(config, quantised=True), config.threads)
+        return StageSettings(detector or _turned(detector_for(config), config), sure=sure)
+    detector = detector or _turned(cached_detector(still_settings(config, quantised=True),
+                                                   config.threads), config)
     return StageSettings(Dequantised(detector), sure=sure)
+
+
+def _turned(detector: Detector, config: Config, video: bool = False) -> Detector:
+    """veil's own detector, also run on the frame turned sideways where the preset (stills) or
+    Config.roll (video) asks for it (detect/rotate.py). A caller's detector is used as given."""
+    turns = rotations(config, video)
+    return Rotated(detector, turns, ROTATED_MIN_SCORE) if turns else detector
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
@@ -97,7 +108,7 @@ def video_stages(config: Config, rate: float | None, detector: Detector | None =
     """
     settings = settings or video_settings(config)
     prescale = 1.0 if detector is not None else settings.scale
-    detector = detector or cached_detector(settings.detector, config.threads)
+    detector = detector or _turned(cached_detector(settings.detector, config.threads), config, True)
     return StageSettings(detector, settings.detect_every, prescale,
                          tracker_settings(config, rate, settings.detect_every, settings.tracker),
                          settings.camera_motion, sure_margins(config))

@@ -14,22 +14,62 @@ from dataclasses import dataclass, replace
 
 from ._types import Config, DetectPreset
 from .detect.faces import DetectorSettings
+from .detect.rotate import SIDEWAYS
 from .track import TrackerSettings
 
 # -- stills ----------------------------------------------------------------------------------------
+
+# Every still preset also runs a pass with the longer side at this many pixels, for a face that fills
+# the frame (a close-up). On the close-up set (benchmarks/hard_sets.py, 201 crops of dev faces
+# resized to 720 px high), one pass alone found (IoU 0.4, score >= 0.2; every 3rd crop, 89 faces)
+# 0.89 of the faces at 160 px, 0.94 at 288 and 384, 0.87 at 640. Added to balanced (every 2nd crop,
+# 134 faces), covered recall went from 0.76 to 0.94 at 256, 0.955 at 288 and 0.94 at 320. The pass
+# costs about a fifth of a 640 px one. Its boxes face the same size-tier thresholds as any.
+COARSE_SIDE = 288
+# Its boxes are kept from this score on. With the size tiers' thresholds alone it masked 2.56x the
+# face area on the 183 dev photos with fast instead of 2.12x: small boxes at that scale are noise,
+# and large ones cost area. At 0.3: 2.14x, every dev bucket as before; at 0.5 fast lost a dev face
+# >= 64 px. Close-ups (balanced, every 2nd crop): 0.955 covered with no floor, 0.94 at 0.3.
+COARSE_MIN_SCORE = 0.3
 
 # One score threshold per detected face height (< 16, 16-32, 32-64, >= 64 px): small faces score
 # low and a false mask on them costs little area; a large false box costs a lot.
 STILL: dict[DetectPreset, DetectorSettings] = {
     # One pass with the longer side at 640 px: about a seventh of balanced's work.
     DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
-                                        large_face_side=0),
+                                        large_face_side=0, coarse_side=COARSE_SIDE,
+                                        coarse_min_score=COARSE_MIN_SCORE),
     # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
     # pass for faces too big for the net at that scale.
-    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,)),
+    DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,),
+                                            coarse_side=COARSE_SIDE, coarse_min_score=COARSE_MIN_SCORE),
     # Adds the full-resolution pass and lowers the thresholds of large boxes.
-    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5)),
+    DetectPreset.THOROUGH: DetectorSettings(thresholds=(0.05, 0.05, 0.06, 0.1), scales=(1.0, 1.5),
+                                            coarse_side=COARSE_SIDE, coarse_min_score=COARSE_MIN_SCORE),
 }
+
+
+# Quarter turns a preset also searches stills at (detect/rotate.py), for faces photographed with the
+# camera on its side; each costs one more run of every pass. Video runs them only with Config.roll.
+ROTATIONS: dict[DetectPreset, tuple[int, ...]] = {
+    DetectPreset.FAST: (),
+    DetectPreset.BALANCED: (),
+    DetectPreset.THOROUGH: SIDEWAYS,
+}
+# Boxes seen only sideways are kept from this score on: at the preset's own thresholds (thorough:
+# 0.05-0.1) the turned views added so many false boxes that thorough masked 6.3x the face area on
+# the rotated set instead of 3.2x (benchmarks/hard_sets.py --sets rotated --stride 6). Covered
+# recall at 90/270 degrees, 32-64 and >= 64 px (upright: 0.985, 1.000): 0.985/0.985, 1.0/1.0 at
+# 0.15 (area 3.67x upright); 0.985/0.971, 1.0/1.0 at 0.2 (3.47x); 0.971/0.956, 0.976/0.976 at 0.3.
+ROTATED_MIN_SCORE = 0.15
+
+
+def rotations(config: Config, video: bool = False) -> tuple[int, ...]:
+    """The quarter turns searched besides the upright frame: the preset's for stills; for video
+    both sideways turns when the camera rolls (Config.roll), else none."""
+    if video:
+        return SIDEWAYS if config.roll else ()
+    return SIDEWAYS if config.roll else ROTATIONS[config.detect]
 
 
 # Faces rebuilt from dots score lower than in the photo, so a quantised picture is searched at this
@@ -96,6 +136,11 @@ VIDEO: dict[DetectPreset, tuple[float, int, int]] = {
     DetectPreset.THOROUGH: (1.0, 640, 1),
 }
 
+# The still presets' coarse pass (COARSE_SIDE) is left out of fast and balanced video: at the 0.5
+# frame scale their 384 px pass already sees a face filling a 720p frame at ~216 px, in the range
+# where one pass found the most close-ups (288-384 px), and every extra pass costs video speed.
+VIDEO_COARSE_SIDE = 0
+
 # fast and balanced run the INT8 graph (detect/quantize.py; fp32 where the CPU would saturate
 # it), which scores faces a little lower: hence thresholds under the still ones.
 INT8_PRESETS = frozenset({DetectPreset.FAST, DetectPreset.BALANCED})
@@ -114,7 +159,7 @@ def video_settings(config: Config) -> VideoDetectSettings:
         # One pass at the video scale (not the still preset's up-scaling), so the frame scale
         # alone sets the cost.
         settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
-                           flip=False)
+                           flip=False, coarse_side=VIDEO_COARSE_SIDE)
     if config.detect in INT8_PRESETS:
         settings = replace(settings, int8=True)
         if config.threshold is None:  # a user's threshold stands as given, at the edge too
@@ -134,5 +179,5 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
     return replace(linking, gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
-__all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
+__all__ = ["STILL", "VIDEO", "ROTATIONS", "ROTATED_MIN_SCORE", "rotations", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]

@@ -1,0 +1,101 @@
+"""Also looks for faces turned on their side: runs the detector on the frame turned 90 and 270 degrees.
+
+Why: CenterFace was trained on upright faces. A face photographed with the camera on its side, or
+filmed by a head-worn or handheld camera that rolls, lies at 90 degrees in the frame and is scored
+low or not at all. Turning the frame so that such a face stands upright and mapping the boxes back
+finds it (rotation test-time augmentation). The passes cost one detector call each, so the presets
+choose where they run (`veil.presets.ROTATIONS`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._types import Detections
+from .base import Detector
+from .nms import nms
+
+# Quarter turns, counter-clockwise as np.rot90 turns: 1 is 90 degrees, 3 is 270 degrees.
+SIDEWAYS: tuple[int, ...] = (1, 3)
+
+
+def rotate_frame(frame: np.ndarray, turns: int) -> np.ndarray:
+    """The frame turned `turns` quarter turns counter-clockwise (np.rot90), contiguous."""
+    return np.ascontiguousarray(np.rot90(frame, turns % 4))
+
+
+def rotate_points(xs: np.ndarray, ys: np.ndarray, turns: int, width: int, height: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous pixel coordinates of a width x height frame, in the frame turned `turns` times.
+
+    One counter-clockwise quarter turn sends (x, y) to (y, width - x); the turned frame is
+    height x width, so each further turn uses the swapped size.
+    """
+    for _ in range(turns % 4):
+        xs, ys = ys, width - xs
+        width, height = height, width
+    return xs, ys
+
+
+def rotate_boxes(boxes: np.ndarray, turns: int, width: int, height: int) -> np.ndarray:
+    """xyxy boxes of a width x height frame, as boxes of that frame turned `turns` times."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    xs, ys = rotate_points(boxes[:, [0, 2]], boxes[:, [1, 3]], turns, width, height)
+    return np.stack([xs.min(axis=1), ys.min(axis=1), xs.max(axis=1), ys.max(axis=1)],
+                    axis=1).astype(np.float32)
+
+
+def unrotate(found: Detections, turns: int, width: int, height: int) -> Detections:
+    """Detections made on the frame turned `turns` times, in the upright width x height frame."""
+    turns %= 4
+    if turns == 0 or len(found) == 0:
+        return found
+    back = 4 - turns  # the turned frame is (height x width) for odd turns
+    tw, th = (height, width) if turns % 2 else (width, height)
+    boxes = rotate_boxes(found.boxes, back, tw, th)
+    lm = found.landmarks.copy()
+    lx, ly = rotate_points(found.landmarks[:, 0::2], found.landmarks[:, 1::2], back, tw, th)
+    lm[:, 0::2], lm[:, 1::2] = lx, ly
+    return Detections(boxes, found.scores, lm, found.track_ids, found.sources)
+
+
+def merge_views(views: list[Detections], iou: float = 0.4) -> Detections:
+    """All views' boxes, one per face: greedy NMS keeps the best-scored box of each overlap.
+
+    The view in which a face stands upright scores it highest and gives the best-fitting box, so
+    the best score decides; the others' boxes on the same face are dropped.
+    """
+    merged = Detections.concat(views)
+    if len(merged) == 0:
+        return merged
+    return merged[nms(merged.boxes, merged.scores, iou)]
+
+
+class Rotated:
+    """A detector that also runs on the frame turned by each of `turns` quarter turns.
+
+    Boxes found only in a turned view are kept when their score reaches `min_score` (0: whatever
+    the wrapped detector keeps): a sideways view shows the detector textures it has never been
+    trained to reject, and a large false box costs much image area.
+    """
+
+    def __init__(self, detector: Detector, turns: tuple[int, ...] = SIDEWAYS,
+                 min_score: float = 0.0, iou: float = 0.4) -> None:
+        if any(t % 4 == 0 for t in turns):
+            raise ValueError(f"turns must not include the upright view, got {turns}")
+        self.detector = detector
+        self.turns = tuple(turns)
+        self.min_score = min_score
+        self.iou = iou
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        height, width = frame.shape[:2]
+        views = [self.detector(frame)]
+        for turns in self.turns:
+            found = unrotate(self.detector(rotate_frame(frame, turns)), turns, width, height)
+            views.append(found[found.scores >= self.min_score] if self.min_score > 0 else found)
+        return merge_views(views, self.iou)
+
+
+__all__ = ["SIDEWAYS", "Rotated", "rotate_frame", "rotate_points", "rotate_boxes", "unrotate",
+           "merge_views"]
