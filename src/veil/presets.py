@@ -136,3 +136,27 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
 
 __all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]
+
+
+# -- live streams ----------------------------------------------------------------------------------
+
+# veil live: (frame scale, large-face pass side, detector stride), as the video presets. One
+# half-scale pass every 3rd frame is balanced's video pass; on this 2-core machine (shared)
+# it keeps 720p30 with decode, paint and x264 ultrafast in real time (benchmarks/bench_live.py,
+# docs/benchmarks.md). A delay line too short for the stride gets a smaller one (live/delay.py).
+LIVE_VIDEO: tuple[float, int, int] = (0.5, 384, 3)
+# Seconds after a frame's due time (arrival + --delay) that the pipeline has to finish it before
+# the output clock fills its slot instead: covers one detector frame and network jitter, within
+# the issue's 150 ms p50 of added latency.
+LIVE_BUDGET_S = 0.12
+# A slot with no checked frame repeats the last checked one for at most this long, then curtains.
+LIVE_REPEAT_S = 0.5
+
+
+def live_settings(config: Config) -> VideoDetectSettings:
+    """The detector settings of `veil live`: the config's preset's video pass at LIVE_VIDEO."""
+    scale, large_face_side, every = LIVE_VIDEO
+    settings = video_settings(config)
+    detector = replace(settings.detector, large_face_side=large_face_side)
+    return replace(settings, detector=detector, detect_every=every, scale=scale)
+__all__ += ["LIVE_VIDEO", "LIVE_BUDGET_S", "LIVE_REPEAT_S", "live_settings"]
