@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .._errors import VeilError
 from .._types import Config
 from ..detect.base import Detector
@@ -78,7 +80,8 @@ class _Pipeline:
         self._thread.start()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         try:
@@ -124,6 +127,14 @@ class _Pipeline:
             index += 1
 
 
+def _warm_up(detector: Detector) -> None:
+    """Load the model and run it once before reading: its first call is several times slower,
+    and the first frames would miss their slots."""
+    import cv2  # noqa: F401, PLC0415 - camera motion's first frame would import it
+
+    detector(np.zeros((360, 640, 3), np.uint8))
+
+
 def run_live(options: LiveOptions) -> LiveReport:
     """Run until the input ends, times out or fails, or a signal stops it; return the report.
 
@@ -144,7 +155,7 @@ def run_live(options: LiveOptions) -> LiveReport:
     stopped = threading.Event()
     stopped_by = "end of input"
     try:
-        live_stages(config, 30.0, options.delay_s, options.detector)  # load the model before reading
+        _warm_up(live_stages(config, 30.0, options.delay_s, options.detector)[0].detector)
         source.open()
         pipeline.start()
         while not clock.wait_started(0.1):

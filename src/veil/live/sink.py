@@ -104,7 +104,7 @@ class _Output:
 
     def write_video(self, image: Any, slot: int) -> None:
         image.pts = slot
-        image.time_base = self.video.time_base
+        image.time_base = 1 / self.rate  # the codec's; the muxer may change the stream's
         image.pict_type = av.video.frame.PictureType.NONE
         self._mux(self.video.encode(image))
 

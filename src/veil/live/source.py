@@ -64,7 +64,9 @@ class InputSpec:
 def open_input(spec: InputSpec, wait_s: float) -> Any:
     """Open the input (raise InputError in one line; `wait_s` bounds the wait for it)."""
     url, fmt = spec.url, None
-    options: dict[str, str] = {}
+    # Probe a second of stream at most (FFmpeg's default is 5 s): the delay line starts only
+    # once the input is open.
+    options: dict[str, str] = {"analyzeduration": "1000000", "probesize": "2000000"}
     if url == "-":
         url, fmt = "pipe:0", "mpegts"
     elif spec.listen:
@@ -72,13 +74,13 @@ def open_input(spec: InputSpec, wait_s: float) -> Any:
     elif url.lower().startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = "tcp"
     elif not spec.is_network and not Path(url).is_file():
-        raise InputError("no such file", url)
+        raise InputError(f"no such file: {url}")
     stall = min(STALL_S, spec.timeout_s)
     try:
         return av.open(url, format=fmt, options=options, timeout=(wait_s, stall),
                        metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"cannot open the input: {_message(exc)}", spec.url) from None
+        raise InputError(f"cannot open {spec.url}: {_message(exc)}") from None
 
 
 def _message(exc: BaseException) -> str:
@@ -158,7 +160,8 @@ class Source:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=STALL_S + 3)
+        if self._thread.is_alive():
+            self._thread.join(timeout=STALL_S + 3)
 
     # -- the thread ------------------------------------------------------------------------------
 
