@@ -26,7 +26,7 @@ import numpy as np
 from veil.evaluate import COVERED_FRACTION, FrameTruth, covered_fractions, read_clip_truth
 
 MIN_FACE = 32
-BITS = 12
+BITS = 11
 SECOND = 1000  # numbers of the second-size copy start here (see `stamped_clip`)
 NGINX = Path("/usr/sbin/nginx")
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -39,8 +39,8 @@ def _blocks(luma: np.ndarray) -> tuple[int, int]:
 
 def stamp(luma: np.ndarray, number: int) -> None:
     """Write `number` (and its parity) into the bottom rows of a Y plane, in place."""
-    bits = [(number >> i) & 1 for i in range(BITS - 1)]
-    bits.append(sum(bits) % 2)
+    bits = [(number >> i) & 1 for i in range(BITS)]
+    bits += [1 - bit for bit in bits]  # each bit and its complement: a part masked over shows
     h = luma.shape[0]
     bw, bh = _blocks(luma)
     for i, bit in enumerate(bits):
@@ -52,13 +52,13 @@ def read_stamp(luma: np.ndarray) -> int | None:
     h = luma.shape[0]
     bw, bh = _blocks(luma)
     values = [float(luma[h - bh + bh // 4:h - bh // 4, i * bw + bw // 4:(i + 1) * bw - bw // 4].mean())
-              for i in range(BITS)]
+              for i in range(2 * BITS)]
     if any(40 < v < 200 for v in values):
         return None
     bits = [int(v >= 128) for v in values]
-    if sum(bits[:-1]) % 2 != bits[-1]:
+    if any(a == b for a, b in zip(bits[:BITS], bits[BITS:])):
         return None
-    return sum(bit << i for i, bit in enumerate(bits[:-1]))
+    return sum(bit << i for i, bit in enumerate(bits[:BITS]))
 
 
 def is_curtain(luma: np.ndarray) -> bool:

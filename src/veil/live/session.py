@@ -155,8 +155,9 @@ def run_live(options: LiveOptions) -> LiveReport:
     stopped = threading.Event()
     stopped_by = "end of input"
     try:
-        _warm_up(live_stages(config, 30.0, options.delay_s, options.detector)[0].detector)
         source.open()
+        _warm_up(live_stages(config, 30.0, options.delay_s, options.detector)[0].detector)
+        source.start()
         pipeline.start()
         while not clock.wait_started(0.1):
             if pipeline.error is not None or (pipeline.finished and not clock.started):

@@ -154,8 +154,10 @@ class Source:
         self._thread = threading.Thread(target=self._run, name="veil-live-source", daemon=True)
 
     def open(self) -> None:
-        """Open the input in the calling thread (so a bad input fails at once), then start."""
+        """Open the input in the calling thread, so that a bad input fails at once."""
         self._container = open_input(self.spec, self.spec.timeout_s)
+
+    def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
