@@ -5,8 +5,8 @@ listened on with `listen`), rtsp://, http(s):// HLS playlists, udp:// and srt://
 MPEG-TS on stdin, and local files, played at their own frame rate (`realtime`).
 
 Every decoded picture is stamped with its output slot (pacer.Clock) and its arrival time, and put
-on a bounded queue for the pipeline; when that queue is full the picture is dropped and counted,
-never waited for, so a slow pipeline cannot stall the network read. A change of picture size ends
+on a bounded queue for the pipeline; when that queue is full the read waits, but only until the
+picture's slot has gone: then it is dropped and counted. A change of picture size ends
 the segment: the pipeline starts again at the new size (a fresh tracker), and nothing of the
 new size is shown before it has been through it.
 """
@@ -118,17 +118,25 @@ class Finished:
 
 
 class _Timeline:
-    """Input time -> output slot for one segment, re-anchored when frames come late."""
+    """Input time -> output slot for one segment, re-anchored when the input's clock jumps (a
+    server resuming a stream from zero, a camera's clock reset) or its frames come late."""
 
     def __init__(self, clock: Clock, base: int, t0: float) -> None:
         self.clock, self.base, self.t0 = clock, base, t0
+        self.last_t = t0
+        self.last_slot = base - 1
 
     def slot(self, t: float, arrival: float) -> int:
+        if t < self.last_t or t > self.last_t + 1.0:  # a jump: this frame is now
+            self.base = max(self.clock.slot_at(arrival), self.last_slot + 1)
+            self.t0 = t
+        self.last_t = t
         slot = self.base + round((t - self.t0) * self.clock.fps)
         late = arrival - self.clock.nominal(slot)
         if late > self.clock.budget_s / 2:  # the input fell behind the wall clock: shift
             self.base += math.ceil(late * self.clock.fps)
             slot = self.base + round((t - self.t0) * self.clock.fps)
+        self.last_slot = max(self.last_slot, slot)
         return slot
 
 
@@ -158,6 +166,7 @@ class Source:
         self._container = open_input(self.spec, self.spec.timeout_s)
 
     def start(self) -> None:
+        self._last_frame = time.monotonic()
         self._thread.start()
 
     def stop(self) -> None:
@@ -186,7 +195,7 @@ class Source:
             self._end_segment()
             if self._stop.is_set():
                 return "stopped"
-            if self.stats.frames_in == 0 and error is not None:
+            if self.stats.frames_in == 0 and error is not None and not self.spec.reconnects:
                 raise InputError(f"no video from the input: {error}", self.spec.url)
             if not self.spec.reconnects:
                 if error is not None and self.spec.url != "-":
@@ -196,6 +205,9 @@ class Source:
             while container is None:
                 left = self.spec.timeout_s - (time.monotonic() - self._last_frame)
                 if left <= 0:
+                    if self.stats.frames_in == 0:  # a stream that never started is an error
+                        raise InputError(f"no video from the input within {self.spec.timeout_s:g} s"
+                                         + (f": {error}" if error else ""), self.spec.url)
                     return "timeout"
                 if self._stop.wait(min(backoff, left)):
                     return "stopped"
@@ -259,8 +271,13 @@ class Source:
         self._last_slot = slot
         picture = Picture(image, image.pts if image.pts is not None else 0, time_base, rotation,
                           slot, arrival)
-        if not self._put(picture, block=False):
-            self.stats.add(dropped=1)
+        # A burst (a server sending what it buffered) waits for room; a picture whose slot has
+        # gone is dropped, so a slow pipeline never holds the network read back for long.
+        while not self._put(picture, block=False):
+            if self._stop.is_set() or time.monotonic() >= self.clock.due(slot):
+                self.stats.add(dropped=1)
+                return
+            time.sleep(0.005)
 
     def _wait_for(self, t: float) -> None:
         now = time.monotonic()
