@@ -105,13 +105,17 @@ def stamped_clip(make_clips_module: Any, out: Path, seconds: float = 3.0,
     `second_size`, also `stamped_small.ts`: the same frames at that size, numbered from SECOND."""
     [entry] = make_clips_module.make_clips(str(out), count=1, seconds=seconds, size=size,
                                            fps=Fraction(fps))
-    source = out / entry["video"]
+    return stamp_clip(out / entry["video"], out / entry["gt"], out, size, fps, second_size)
+
+
+def stamp_clip(source: Path, gt: Path, out: Path, size: tuple[int, int], fps: int,
+               second_size: tuple[int, int] | None = None, name: str = "stamped") -> Clip:
+    """`stamped_clip` for a clip already rendered (the benchmark renders its own)."""
     originals: list[np.ndarray] = []
-    _encode(source, out / "stamped.ts", size, fps, 0, originals)
+    _encode(source, out / f"{name}.ts", size, fps, 0, originals)
     if second_size is not None:
-        _encode(source, out / "stamped_small.ts", second_size, fps, SECOND, [])
-    truth = read_clip_truth(out / entry["gt"], *size)
-    return Clip(out / "stamped.ts", truth, originals, size, fps)
+        _encode(source, out / f"{name}_small.ts", second_size, fps, SECOND, [])
+    return Clip(out / f"{name}.ts", read_clip_truth(gt, *size), originals, size, fps)
 
 
 def _encode(source: Path, target: Path, size: tuple[int, int], fps: int, first: int,
