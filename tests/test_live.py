@@ -86,6 +86,7 @@ def _square_masked(path: Path) -> list[bool]:
 def test_the_delay_line_fits_the_delay() -> None:
     line = delay_line(0.5, 30, 3)
     assert (line.frames, line.every, line.pad) == (15, 3, 13)
+    assert delay_line(0.5, 30, 5).every == 5 and delay_line(0.2, 30, 5).every == 2
     # No room to bridge a stride: every frame is searched, and nothing is filled backwards.
     assert delay_line(0.0, 30, 3) == delay_line(0.0, 30, 3).__class__(2, 1, 0, 0)
 

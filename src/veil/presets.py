@@ -140,11 +140,13 @@ __all__ = ["STILL", "VIDEO", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", 
 
 # -- live streams ----------------------------------------------------------------------------------
 
-# veil live: (frame scale, large-face pass side, detector stride), as the video presets. One
-# half-scale pass every 3rd frame is balanced's video pass; on this 2-core machine (shared)
-# it keeps 720p30 with decode, paint and x264 ultrafast in real time (benchmarks/bench_live.py,
-# docs/benchmarks.md). A delay line too short for the stride gets a smaller one (live/delay.py).
-LIVE_VIDEO: tuple[float, int, int] = (0.5, 384, 3)
+# veil live: (frame scale, large-face pass side, detector stride), as the video presets. fast's
+# video pass (half scale, the 384 px large-face pass, every 5th frame): offline it runs 720p at
+# ~45 fps on this machine's 2 idle cores (docs/benchmarks.md, video presets) with covered recall
+# 1.000, the headroom real time needs for decoding, network jitter and x264; balanced's stride 3
+# leaves ~20 % and fell behind in trials. INT8 is off on this CPU (fp32). A delay line too short
+# for the stride gets a smaller one (live/delay.py).
+LIVE_VIDEO: tuple[float, int, int] = (0.5, 384, 5)
 # Seconds after a frame's due time (arrival + --delay) that the pipeline has to finish it before
 # the output clock fills its slot instead: covers one detector frame and network jitter, within
 # the 150 ms p50 of added latency.
