@@ -140,6 +140,15 @@ class _Timeline:
         return slot
 
 
+def _rate(stream: Any) -> float:
+    """The stream's frame rate: the first plausible one FFmpeg states (a probe cut short can
+    leave the average unset and "guess" the time base's 90000), else 30."""
+    for rate in (stream.average_rate, stream.codec_context.framerate, stream.guessed_rate):
+        if rate and 1 <= float(rate) <= 120:
+            return float(rate)
+    return 30.0
+
+
 def _rotation(image: Any) -> int:
     return int(round(getattr(image, "rotation", 0) or 0)) % 360 // 90 * 90
 
@@ -223,7 +232,7 @@ class Source:
         if stream is None:
             return "it holds no video stream"
         audio = container.streams.audio[0] if (self._on_audio and container.streams.audio) else None
-        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        rate = _rate(stream)
         self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE) \
             if audio is not None else None
         try:
