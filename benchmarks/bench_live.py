@@ -112,12 +112,12 @@ def judge(path: Path, clip: Clip) -> dict[str, float]:
                     continue
                 face_frames += 1
                 ok = fraction >= COVERED_FRACTION
-                covered += ok
+                covered += int(ok)
                 runs[int(face)] = 0 if ok else runs.get(int(face), 0) + 1
                 longest = max(longest, runs[int(face)])
-    return {"frames_judged": frames, "curtains_seen": curtains, "unreadable": unreadable,
+    return {"frames_judged": int(frames), "curtains_seen": curtains, "unreadable": unreadable,
             "face_frames": face_frames, "covered_fraction": round(covered / max(face_frames, 1), 4),
-            "bare_face_frames": face_frames - covered, "longest_bare_run": longest}
+            "bare_face_frames": int(face_frames - covered), "longest_bare_run": int(longest)}
 
 
 def main() -> None:

@@ -255,3 +255,17 @@ def test_a_recording_stays_playable_when_veil_is_killed(tmp_path: Path, clip: Cl
     process.wait(10)
     verdict = judge_file(record, clip)
     assert verdict.frames >= 30 and verdict.bare == []
+
+
+def test_a_rate_guessed_from_the_time_base_is_not_taken() -> None:
+    from types import SimpleNamespace
+
+    from veil.live.source import _rate
+
+    def stream(average: object, framerate: object, guessed: object) -> object:
+        return SimpleNamespace(average_rate=average, guessed_rate=guessed,
+                               codec_context=SimpleNamespace(framerate=framerate))
+
+    assert _rate(stream(None, None, Fraction(90000))) == 30.0
+    assert _rate(stream(None, Fraction(25), Fraction(90000))) == 25.0
+    assert _rate(stream(Fraction(30000, 1001), None, None)) == pytest.approx(29.97, abs=0.01)
