@@ -51,9 +51,9 @@ def band(height: int) -> int:
 
 
 def stamp(luma: np.ndarray, number: int) -> None:
-    """Write `number` (each bit, then its complement) COPIES times along the bottom, in place."""
-    bits = [(number >> i) & 1 for i in range(BITS)]
-    bits += [1 - bit for bit in bits]
+    """Write `number` COPIES times along the bottom, in place: each bit followed by its
+    complement, so a mask over any part of a copy leaves a pair alike and the copy unreadable."""
+    bits = [b for i in range(BITS) for b in ((number >> i) & 1, 1 - ((number >> i) & 1))]
     h = luma.shape[0]
     bw, bh = _blocks(luma)
     for copy in range(COPIES):
@@ -78,9 +78,9 @@ def read_stamp(luma: np.ndarray) -> int | None:
         if any(40 < v < 200 for v in values):
             continue
         bits = [int(v >= 128) for v in values]
-        if any(a == b for a, b in zip(bits[:BITS], bits[BITS:])):
+        if any(a == b for a, b in zip(bits[0::2], bits[1::2])):
             continue
-        return sum(bit << i for i, bit in enumerate(bits[:BITS]))
+        return sum(bit << i for i, bit in enumerate(bits[0::2]))
     return None
 
 

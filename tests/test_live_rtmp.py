@@ -172,9 +172,6 @@ def test_a_stalled_input_keeps_the_output_alive_and_stops_after_the_timeout(
     assert viewer.verdict.bare == [] and viewer.verdict.curtains >= 30
 
 
-@pytest.mark.xfail(strict=False, reason="open defect: over RTMP, one output frame at the switch "
-                   "(the new size's first) shows 2 of 27 faces bare although the detector "
-                   "returned all 27 for it; the same switch from a file passes (test_live.py)")
 def test_a_resolution_change_mid_stream_is_never_shown_unmasked(nginx: Nginx, clip: Clip) -> None:
     key_in, key_out = _keys("size")
     publisher = Publisher([clip.path, clip.path.parent / "stamped_small.ts"], nginx.url(key_in))
