@@ -94,7 +94,8 @@ def test_a_dropped_publisher_gets_curtains_until_the_next_publish(nginx: Nginx, 
     # nginx keeps veil's play session open while no one publishes, and resumes it on a new
     # publish: veil sees a gap in the same connection.
     key_in, key_out = _keys("drop")
-    first = Publisher([clip.path, clip.path], nginx.url(key_in), cut_after=3.5)
+    # One pass of the clip (a loop would add a scene cut: see the report on tracking across cuts).
+    first = Publisher([clip.path], nginx.url(key_in), cut_after=2.5)
     second = Publisher([clip.path], nginx.url(key_in))
     viewer = Viewer(nginx.url(key_out), clip, wait_s=30)
     viewer.start()

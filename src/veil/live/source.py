@@ -7,8 +7,9 @@ MPEG-TS on stdin, and local files, played at their own frame rate (`realtime`).
 Every decoded picture is stamped with its output slot (pacer.Clock) and its arrival time, and put
 on a bounded queue for the pipeline; when that queue is full the read waits, but only until the
 picture's slot has gone: then it is dropped and counted. A change of picture size ends
-the segment: the pipeline starts again at the new size (a fresh tracker), and nothing of the
-new size is shown before it has been through it.
+the segment, as does a jump in the input's timestamps (a cut): the pipeline starts again with a
+fresh tracker, which never carries masks across the change, and nothing after it is shown before
+it has been through the stages.
 """
 
 from __future__ import annotations
@@ -256,6 +257,11 @@ class Source:
         size = (image.height, image.width) if rotation in (90, 270) else (image.width, image.height)
         time_base = image.time_base or Fraction(1, 90000)
         t = float(image.pts * time_base) if image.pts is not None else None
+        timeline = self._timeline
+        if t is not None and timeline is not None and (t < timeline.last_t or t > timeline.last_t + 1.0):
+            # A jump in the input's clock is a cut (a publisher gone and back, a camera reset):
+            # the tracker must not carry masks across it, so the stages start again.
+            self._end_segment()
         if size != self._size:
             self._end_segment()
             self._put(SegmentStart(size, rate), block=True)
