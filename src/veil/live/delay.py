@@ -57,8 +57,8 @@ def live_stages(config: Config, fps: float, delay_s: float,
     assert tracker.lookahead + 1 <= line.frames
     prescale = 1.0 if detector is not None else settings.scale
     detector = detector or cached_detector(settings.detector, config.threads)
-    return StageSettings(detector, line.every, prescale, tracker, settings.camera_motion,
-                         sure_margins(config)), line
+    return StageSettings(detector, every=line.every, prescale=prescale, tracker=tracker,
+                         camera_motion=settings.camera_motion, sure=sure_margins(config)), line
 
 
 def masked_frames(frames: Iterable[Any], stages: StageSettings, config: Config
