@@ -16,12 +16,14 @@ install: $(VENV)/bin/python
 install-test: $(VENV)/bin/python system-deps
 	$(PIP) install -q -e '.[test]'
 
-# exiftool is the independent metadata oracle in the tests; chromium drives the review-app test.
+# exiftool is the independent metadata oracle in the tests; chromium drives the review-app test;
+# nginx with its RTMP module is the real streaming server of the `veil live` tests.
 system-deps:
-	@command -v exiftool >/dev/null && command -v chromium >/dev/null || { \
+	@command -v exiftool >/dev/null && command -v chromium >/dev/null \
+	  && [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq libimage-exiftool-perl chromium >/dev/null; \
-	  else echo "note: install exiftool and chromium (Debian: libimage-exiftool-perl chromium) for the full test suite"; fi; }
+	    apt-get install -y -qq libimage-exiftool-perl chromium nginx libnginx-mod-rtmp >/dev/null; \
+	  else echo "note: install exiftool, chromium, nginx and libnginx-mod-rtmp (Debian packages: libimage-exiftool-perl chromium nginx libnginx-mod-rtmp) for the full test suite"; fi; }
 
 demo: install
 	@mkdir -p out

@@ -128,7 +128,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("veil.regions", "veil.edits", "veil.paint", "veil.report", "veil.presets"),
     ("veil.stages", "veil.runner"),
     ("veil.pipeline",),
-    ("veil.audit", "veil.evaluate"),  # reading outputs back
+    ("veil.audit", "veil.evaluate", "veil.live"),  # reading outputs back; live streams
     ("veil.batch", "veil.cli", "veil.web", "veil.__main__", "veil"),  # front-ends
 ]
 

@@ -690,6 +690,64 @@ def review(
 app.command("serve", help="Same as `veil review`.")(review)
 
 
+@app.command("live")
+@_reports_failures
+def live_command(
+    streams: Annotated[list[str], typer.Argument(
+        help="INPUT OUTPUT (with --listen: OUTPUT only). INPUT: an rtmp://, rtsp://, http(s):// "
+        "(HLS), udp:// or srt:// URL, - for MPEG-TS on stdin, or a file (played at its own rate). "
+        "OUTPUT: an rtmp:// URL, udp:// or srt:// (MPEG-TS), - (MPEG-TS on stdout), a folder or "
+        ".m3u8 (HLS), or a .ts/.mkv/.mp4/.flv file.", metavar="[INPUT] OUTPUT")],
+    delay: Annotated[float, typer.Option(
+        "--delay", min=0, max=10, help="Seconds every frame is held, so a face found late is "
+        "masked on the frames before too.")] = 0.5,
+    listen: Annotated[Optional[str], typer.Option(
+        "--listen", help="Wait for a publisher at this rtmp://127.0.0.1:PORT/APP/KEY address.")] = None,
+    record: Annotated[Optional[Path], typer.Option(
+        "--record", help="Also write the masked stream to this file (.ts, .mkv, .mp4, .flv); it "
+        "stays playable if veil is stopped.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a JSON report here at the end.")] = None,
+    realtime: Annotated[bool, typer.Option(
+        "--realtime", help="Read the input at its own frame rate (files always are).")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.5, help="Seconds to wait for the input, and the longest stall or "
+        "reconnection before stopping.")] = 10.0,
+    mask: MaskOpt = MaskStyle.SOLID,
+    shape: ShapeOpt = MaskShape.BOX,
+    detect: DetectOpt = DetectPreset.BALANCED,
+    threshold: ThresholdOpt = None,
+    quality: Annotated[int, typer.Option("--quality", min=0, max=51, help="x264 CRF.")] = 23,
+    drop_audio: Annotated[bool, typer.Option("--drop-audio", help="Send no sound.")] = False,
+) -> None:
+    """Mask every face in a live stream before it leaves this machine (see README, Live streams)."""
+    from .live import LiveOptions, run_live
+
+    if len(streams) != (1 if listen else 2):
+        raise typer.BadParameter("give INPUT and OUTPUT, or --listen URL and OUTPUT only",
+                                 param_hint="[INPUT] OUTPUT")
+    source, target = (listen, streams[0]) if listen else (streams[0], streams[1])
+    config = _config(mask=mask, shape=shape, detect=detect, threshold=threshold, quality=quality,
+                     drop_audio=drop_audio)
+    _warn_reversible(config.mask)
+    tty = sys.stderr.isatty()
+    options = LiveOptions(source, target, delay, str(record) if record else None,
+                          str(report) if report else None, listen=listen is not None,
+                          realtime=realtime, timeout_s=timeout, config=config,
+                          progress=(lambda line: err.file.write(f"\r{line}\x1b[K")) if tty else None)
+    try:
+        result = run_live(options)
+    except (KeyboardInterrupt, Terminated) as exc:
+        name = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        err.print(f"\nstopped by {name}; the output and the recording were finalised")
+        raise typer.Exit(ExitCode.INTERRUPTED if name == "Ctrl-C" else ExitCode.TERMINATED) from None
+    if tty:
+        err.file.write("\n")
+    err.print(f"live: {result.frames_out} frames out ({result.frames_masked} checked, "
+              f"{result.repeated_frames} repeated, {result.curtain_frames} curtain), "
+              f"added latency p50 {result.latency_ms['p50']:.0f} ms; {shown(result.stopped_by)}")
+    raise typer.Exit(ExitCode.OK)
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     """SIGTERM handler: unwind the main thread like Ctrl-C does, once.
 

@@ -181,3 +181,29 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
 
 __all__ = ["STILL", "VIDEO", "ROTATIONS", "ROTATED_MIN_SCORE", "rotations", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]
+
+
+# -- live streams ----------------------------------------------------------------------------------
+
+# veil live: (frame scale, large-face pass side, detector stride), as the video presets. fast's
+# video pass (half scale, the 384 px large-face pass, every 5th frame): offline it runs 720p at
+# ~45 fps on this machine's 2 idle cores (docs/benchmarks.md, video presets) with covered recall
+# 1.000, the headroom real time needs for decoding, network jitter and x264; balanced's stride 3
+# leaves ~20 % and fell behind in trials. INT8 is off on this CPU (fp32). A delay line too short
+# for the stride gets a smaller one (live/delay.py).
+LIVE_VIDEO: tuple[float, int, int] = (0.5, 384, 5)
+# Seconds after a frame's due time (arrival + --delay) that the pipeline has to finish it before
+# the output clock fills its slot instead: covers one detector frame and network jitter, within
+# the issue's 150 ms p50 of added latency.
+LIVE_BUDGET_S = 0.12
+# A slot with no checked frame repeats the last checked one for at most this long, then curtains.
+LIVE_REPEAT_S = 0.5
+
+
+def live_settings(config: Config) -> VideoDetectSettings:
+    """The detector settings of `veil live`: the config's preset's video pass at LIVE_VIDEO."""
+    scale, large_face_side, every = LIVE_VIDEO
+    settings = video_settings(config)
+    detector = replace(settings.detector, large_face_side=large_face_side)
+    return replace(settings, detector=detector, detect_every=every, scale=scale)
+__all__ += ["LIVE_VIDEO", "LIVE_BUDGET_S", "LIVE_REPEAT_S", "live_settings"]
