@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 DATA = ROOT.parent / "shared" / "data"
 
-from live_support import MIN_FACE, Clip, band, read_stamp, stamp_clip  # noqa: E402
+from live_support import MIN_FACE, Clip, above_band, read_stamp, stamp_clip  # noqa: E402
 
 from veil.evaluate import COVERED_FRACTION, covered_fractions  # noqa: E402
 from veil.live import LiveOptions, run_live  # noqa: E402
@@ -103,12 +103,11 @@ def judge(path: Path, clip: Clip) -> dict[str, float]:
                 unreadable += 1
                 continue
             truth = clip.truth[number]
-            boxes = truth.boxes_xyxy.copy()
-            boxes[:, 3] = np.minimum(boxes[:, 3], luma.shape[0] - band(luma.shape[0]))
+            boxes, shown = above_band(truth.boxes_xyxy, luma.shape[0])
             masked = (luma <= 40) | (clip.originals[number] <= 40)
             fractions = covered_fractions(boxes, masked)
-            for height, face, fraction in zip(truth.boxes[:, 3], truth.ids, fractions):
-                if height < MIN_FACE:
+            for height, face, fraction, seen in zip(truth.boxes[:, 3], truth.ids, fractions, shown):
+                if height < MIN_FACE or not seen:  # under the stamp band: not in the picture
                     continue
                 face_frames += 1
                 ok = fraction >= COVERED_FRACTION
