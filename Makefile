@@ -20,10 +20,14 @@ install-test: $(VENV)/bin/python system-deps
 # nginx with its RTMP module is the real streaming server of the `veil live` tests.
 system-deps:
 	@command -v exiftool >/dev/null && command -v chromium >/dev/null \
-	  && [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { \
+	  && [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] \
+	  && [ -e /usr/lib/x86_64-linux-gnu/girepository-1.0/GstRtspServer-1.0.typelib ] \
+	  && [ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstisomp4.so ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq libimage-exiftool-perl chromium nginx libnginx-mod-rtmp >/dev/null; \
-	  else echo "note: install exiftool, chromium, nginx and libnginx-mod-rtmp (Debian packages: libimage-exiftool-perl chromium nginx libnginx-mod-rtmp) for the full test suite"; fi; }
+	    apt-get install -y -qq libimage-exiftool-perl chromium nginx libnginx-mod-rtmp >/dev/null \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good >/dev/null; \
+	  else echo "note: install exiftool, chromium, nginx, libnginx-mod-rtmp and GStreamer's RTSP server (Debian packages: libimage-exiftool-perl chromium nginx libnginx-mod-rtmp python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good) for the full test suite"; fi; }
 
 demo: install
 	@mkdir -p out

@@ -226,10 +226,16 @@ def free_port() -> int:
 class Nginx:
     """Debian's nginx with the RTMP module, on a free loopback port, in a private folder."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, http_root: Path | None = None) -> None:
+        """With `http_root`, nginx also serves that folder over plain HTTP on `http_port` (HLS)."""
         self.port = port or free_port()
+        self.http_port = free_port() if http_root is not None else 0
         folder.mkdir(parents=True, exist_ok=True)
         conf = folder / "nginx.conf"
+        http = ("http {\n  access_log off;\n"
+                "  types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }\n"
+                f"  server {{ listen 127.0.0.1:{self.http_port}; root {http_root}; }}\n}}\n"
+                if http_root is not None else "")
         conf.write_text(
             f"load_module {RTMP_MODULE};\n"
             "daemon off;\nmaster_process off;\n"
@@ -239,7 +245,7 @@ class Nginx:
             f"  listen 127.0.0.1:{self.port};\n  chunk_size 4096;\n"
             "  application live { live on; record off; wait_key on; }\n"
             "  application closed { live on; deny publish all; }\n"
-            "} }\n")
+            "} }\n" + http)
         self.process = subprocess.Popen(
             [str(NGINX), "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -272,9 +278,9 @@ class Publisher(threading.Thread):
     after `stall_after` seconds of stream time with the connection held open."""
 
     def __init__(self, paths: list[Path], url: str, cut_after: float | None = None,
-                 stall_after: float | None = None, stall_for: float = 0.0) -> None:
+                 stall_after: float | None = None, stall_for: float = 0.0, fmt: str = "flv") -> None:
         super().__init__(daemon=True, name="test-publisher")
-        self.paths, self.url = paths, url
+        self.paths, self.url, self.fmt = paths, url, fmt
         self.cut_after, self.stall_after, self.stall_for = cut_after, stall_after, stall_for
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
@@ -293,7 +299,7 @@ class Publisher(threading.Thread):
     def _run(self) -> None:
         deadline = time.monotonic() + 15
         while True:  # the listener (veil --listen) may not be up yet; PyAV connects at the header
-            out = av.open(self.url, "w", format="flv", timeout=5)
+            out = av.open(self.url, "w", format=self.fmt, timeout=5)
             with av.open(str(self.paths[0])) as first:
                 kinds = {s.type: out.add_stream_from_template(s) for s in first.streams
                          if s.type in ("video", "audio")}
@@ -341,6 +347,81 @@ class Publisher(threading.Thread):
                         out.mux(packet)
                         self.sent += 1
                 offset = last + 1 / 30
+
+
+def udp_bound(port: int) -> bool:
+    """True once some process (veil, a viewer) listens on UDP 127.0.0.1:port: datagrams sent
+    before that are lost, so a test waits for it before sending."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_until(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def remux(source: Path, target: Path, fmt: str, **options: str) -> None:
+    """Copy a clip's video and audio packets into another container (MP4 for the RTSP server,
+    an HLS playlist with its segments), without re-encoding."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format=fmt, options=options) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams
+                   if s.type in ("video", "audio")}
+        for packet in src.demux(list(src.streams)):
+            if packet.dts is None or packet.stream.index not in streams:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+
+
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def rtsp_server_missing() -> str | None:
+    """Why GStreamer's RTSP server cannot run here, or None."""
+    if not SYSTEM_PYTHON.exists():
+        return "no /usr/bin/python3"
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import gi; gi.require_version('GstRtspServer', '1.0');"
+                            "from gi.repository import GstRtspServer"],
+                           capture_output=True, text=True, timeout=30)
+    return probe.stderr.strip().splitlines()[-1] if probe.returncode else None
+
+
+class RtspServer:
+    """GStreamer's RTSP server (tests/rtsp_server.py) serving one clip on a free loopback port."""
+
+    def __init__(self, clip: Path, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        mp4 = folder / "camera.mp4"
+        remux(clip, mp4, "mp4")
+        self.port = free_port()
+        self.url = f"rtsp://127.0.0.1:{self.port}/camera"
+        self.process = subprocess.Popen([str(SYSTEM_PYTHON), str(RTSP_SERVER), str(mp4), str(self.port),
+                                         "/camera"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # "ready", or nothing if it failed
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"the RTSP server did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
 
 
 class Viewer(threading.Thread):

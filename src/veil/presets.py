@@ -198,6 +198,11 @@ LIVE_VIDEO: tuple[float, int, int] = (0.5, 384, 5)
 LIVE_BUDGET_S = 0.12
 # A slot with no checked frame repeats the last checked one for at most this long, then curtains.
 LIVE_REPEAT_S = 0.5
+# While frames keep missing their slots, the detector's scale steps down through these factors of
+# LIVE_VIDEO's (live/degrade.py): its cost is about proportional to the pixels, so each step cuts
+# it by ~45 % and ~55 %. The last step sees 720p at 320x180 (faces >= 32 px at >= 8 px); smaller,
+# CenterFace finds too little for the picture to be worth showing, and curtains are the answer.
+LIVE_SCALE_STEPS: tuple[float, ...] = (1.0, 0.75, 0.5)
 
 
 def live_settings(config: Config) -> VideoDetectSettings:
@@ -206,4 +211,4 @@ def live_settings(config: Config) -> VideoDetectSettings:
     settings = video_settings(config)
     detector = replace(settings.detector, large_face_side=large_face_side)
     return replace(settings, detector=detector, detect_every=every, scale=scale)
-__all__ += ["LIVE_VIDEO", "LIVE_BUDGET_S", "LIVE_REPEAT_S", "live_settings"]
+__all__ += ["LIVE_VIDEO", "LIVE_BUDGET_S", "LIVE_REPEAT_S", "LIVE_SCALE_STEPS", "live_settings"]

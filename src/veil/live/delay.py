@@ -46,16 +46,17 @@ def delay_line(delay_s: float, fps: float, preset_every: int) -> DelayLine:
     return DelayLine(frames, every, gap, gap)
 
 
-def live_stages(config: Config, fps: float, delay_s: float,
-                detector: Detector | None = None) -> tuple[StageSettings, DelayLine]:
+def live_stages(config: Config, fps: float, delay_s: float, detector: Detector | None = None,
+                scale: float = 1.0) -> tuple[StageSettings, DelayLine]:
     """The stages for a stream at `fps`: the live preset (presets.LIVE_VIDEO), its tracker's
-    timing set by the delay line. A caller's detector gets full frames (as for files)."""
+    timing set by the delay line. A caller's detector gets full frames (as for files). `scale`
+    shrinks the detector's input further while veil is behind (live/degrade.py)."""
     settings = live_settings(config)
     line = delay_line(delay_s, fps, settings.detect_every)
     base = tracker_settings(config, fps, line.every, settings.tracker)
     tracker = replace(base, gap_frames=min(base.gap_frames, line.gap), pad_frames=line.pad)
     assert tracker.lookahead + 1 <= line.frames
-    prescale = 1.0 if detector is not None else settings.scale
+    prescale = (1.0 if detector is not None else settings.scale) * scale
     detector = detector or cached_detector(settings.detector, config.threads)
     return StageSettings(detector, every=line.every, prescale=prescale, tracker=tracker,
                          camera_motion=settings.camera_motion, sure=sure_margins(config)), line

@@ -23,7 +23,8 @@ from .._errors import VeilError
 from .._types import Config
 from ..detect.base import Detector
 from ..media.video import Frame
-from ..presets import LIVE_BUDGET_S, LIVE_REPEAT_S
+from ..presets import LIVE_BUDGET_S, LIVE_REPEAT_S, LIVE_SCALE_STEPS
+from .degrade import Governor, Policy
 from .delay import fit, live_stages, masked_frames
 from .pacer import Checked, Clock, Ready, pace
 from .sink import LiveSink
@@ -48,6 +49,7 @@ class LiveOptions:
     budget_s: float = LIVE_BUDGET_S
     repeat_s: float = LIVE_REPEAT_S
     progress: Callable[[str], None] | None = None  # called about once a second with the line
+    degrade: bool = True  # when behind, a smaller detector input before curtains (live/degrade.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.delay_s <= 10:
@@ -74,6 +76,8 @@ class _Pipeline:
         self.options, self.clock, self.stats, self.events, self.ready = options, clock, stats, events, ready
         self.finished: Finished | None = None
         self.error: BaseException | None = None
+        self.governor = Governor(Policy(LIVE_SCALE_STEPS if options.degrade else (1.0,)))
+        self._segment_over = False
         self._thread = threading.Thread(target=self._run, name="veil-live-stages", daemon=True)
 
     def start(self) -> None:
@@ -97,30 +101,50 @@ class _Pipeline:
             self.ready.close()
 
     def _segment(self, start: SegmentStart) -> None:
-        stages, _ = live_stages(self.options.config, start.rate, self.options.delay_s,
-                                self.options.detector)
-        stamps: dict[int, tuple[int, float]] = {}
-        for frame, image in masked_frames(self._frames(stamps), stages, self.options.config):
-            slot, arrival = stamps.pop(frame.index)
-            if time.monotonic() < self.clock.due(slot):
-                self.ready.put(Checked(fit(image, self.clock.size), slot, arrival))
-            else:
-                self.stats.add(dropped=1)  # too late for its slot: the pacer has filled it
+        """Run the stages over one segment; a change of the detector's scale (the governor)
+        ends one run of the stages, flushing the frames they hold, and starts the next."""
+        self._segment_over = False
+        while not self._segment_over:
+            governor = self.governor
+            stages, _ = live_stages(self.options.config, start.rate, self.options.delay_s,
+                                    self.options.detector, scale=governor.factor)
+            reduced = governor.level > 0
+            stamps: dict[int, tuple[int, float]] = {}
+            for frame, image in masked_frames(self._frames(stamps), stages, self.options.config):
+                slot, arrival = stamps.pop(frame.index)
+                if time.monotonic() < self.clock.due(slot):
+                    self.ready.put(Checked(fit(image, self.clock.size), slot, arrival))
+                    governor.on_time()
+                    if reduced:
+                        self.stats.add(reduced=1)
+                else:
+                    self.stats.add(dropped=1)  # too late for its slot: the pacer has filled it
+                    governor.late()
+            if not self._segment_over:
+                self.stats.add(scale_changes=1, segments=1)
 
     def _frames(self, stamps: dict[int, tuple[int, float]]) -> Iterator[Frame]:
         """The segment's pictures as the stages' frames (indices without gaps); a picture whose
-        slot has already gone is skipped here, so a pipeline that fell behind catches up."""
+        slot has already gone is skipped here, so a pipeline that fell behind catches up. Ends
+        early, between pictures, when the governor changes the detector's scale."""
         index = 0
         while True:
+            if index and self.governor.change() is not None:
+                return
+            waited = time.monotonic()
             item = self.events.get()
+            self.governor.idle(time.monotonic() - waited)
             if isinstance(item, SegmentEnd):
+                self._segment_over = True
                 return
             if isinstance(item, Finished):  # the source always ends a segment first; be safe
                 self.finished = item
+                self._segment_over = True
                 return
             assert isinstance(item, Picture)
             if time.monotonic() >= self.clock.due(item.slot):
                 self.stats.add(dropped=1)
+                self.governor.late()
                 continue
             stamps[index] = (item.slot, item.arrival)
             yield Frame(index, item.pts, item.time_base, item.image, item.rotation)

@@ -61,6 +61,14 @@ class InputSpec:
     def reconnects(self) -> bool:
         return self.is_network
 
+    @property
+    def ends(self) -> bool:
+        """An HTTP(S) input read to its end has ended: an HLS playlist says so with ENDLIST (a
+        recording, or a live event that is over), and fetching it again would replay it from the
+        start. A live playlist that stops growing stalls instead, and is re-opened. RTMP, RTSP,
+        UDP and SRT streams that end may come back (a publisher reconnecting)."""
+        return self.url.lower().startswith(("http://", "https://"))
+
 
 def open_input(spec: InputSpec, wait_s: float) -> Any:
     """Open the input (raise InputError in one line; `wait_s` bounds the wait for it)."""
@@ -207,6 +215,8 @@ class Source:
                 return "stopped"
             if self.stats.frames_in == 0 and error is not None and not self.spec.reconnects:
                 raise InputError(f"no video from the input: {error}", self.spec.url)
+            if error is None and self.spec.ends and self.stats.frames_in > 0:
+                return "end of input"
             if not self.spec.reconnects:
                 if error is not None and self.spec.url != "-":
                     raise InputError(f"reading the input failed: {error}", self.spec.url)

@@ -33,7 +33,9 @@ class LiveReport:
     input_fps: float
     output_fps: float
     latency_ms: dict[str, float]  # added by veil: output wall clock minus input time minus delay
-    segments: int  # input (re)openings and picture-size changes
+    reduced_scale_frames: int  # checked with the detector at a reduced scale (veil was behind)
+    scale_changes: int  # times the detector's scale stepped down or back up
+    segments: int  # input (re)openings, picture-size changes and scale changes
     reconnects: int
     stopped_by: str  # "end of input", "timeout", "Ctrl-C", "SIGTERM", or an error
 
@@ -55,6 +57,8 @@ class LiveStats:
     dropped: int = 0
     segments: int = 0
     reconnects: int = 0
+    reduced: int = 0
+    scale_changes: int = 0
     _latency: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _window: list[tuple[float, int, int]] = field(default_factory=list)  # (t, in, out) for rates
@@ -121,7 +125,7 @@ class LiveStats:
         latency = self.latency_ms()
         return (f"in {fps_in:5.1f} fps | out {fps_out:5.1f} fps | latency +{latency['p50']:.0f} ms "
                 f"(p95 {latency['p95']:.0f}) | curtain {self.curtains} | repeated {self.repeated} "
-                f"| dropped {self.dropped}")
+                f"| dropped {self.dropped}" + (f" | reduced scale {self.reduced}" if self.reduced else ""))
 
     def report(self, source: str, output: str, record: str | None, delay_s: float,
                stopped_by: str) -> LiveReport:
@@ -135,6 +139,7 @@ class LiveStats:
             input_fps=_rate(self.frames_in, self._first_in, self._last_in),
             output_fps=_rate(self.frames_out, self._first_out, self._last_out),
             latency_ms=self.latency_ms(),
+            reduced_scale_frames=self.reduced, scale_changes=self.scale_changes,
             segments=self.segments, reconnects=self.reconnects, stopped_by=stopped_by)
 
 
