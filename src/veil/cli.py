@@ -718,6 +718,9 @@ def live_command(
     threshold: ThresholdOpt = None,
     quality: Annotated[int, typer.Option("--quality", min=0, max=51, help="x264 CRF.")] = 23,
     drop_audio: Annotated[bool, typer.Option("--drop-audio", help="Send no sound.")] = False,
+    keep_scale: Annotated[bool, typer.Option(
+        "--keep-scale", help="When veil falls behind, send curtains rather than search at a "
+                             "smaller scale (which finds fewer small faces).")] = False,
 ) -> None:
     """Mask every face in a live stream before it leaves this machine (see README, Live streams)."""
     from .live import LiveOptions, run_live
@@ -733,6 +736,7 @@ def live_command(
     options = LiveOptions(source, target, delay, str(record) if record else None,
                           str(report) if report else None, listen=listen is not None,
                           realtime=realtime, timeout_s=timeout, config=config,
+                          degrade=not keep_scale,
                           progress=(lambda line: err.file.write(f"\r{line}\x1b[K")) if tty else None)
     try:
         result = run_live(options)
@@ -743,7 +747,9 @@ def live_command(
     if tty:
         err.file.write("\n")
     err.print(f"live: {result.frames_out} frames out ({result.frames_masked} checked, "
-              f"{result.repeated_frames} repeated, {result.curtain_frames} curtain), "
+              f"{result.repeated_frames} repeated, {result.curtain_frames} curtain"
+              + (f", {result.reduced_scale_frames} checked at a reduced scale"
+                 if result.reduced_scale_frames else "") + "), "
               f"added latency p50 {result.latency_ms['p50']:.0f} ms; {shown(result.stopped_by)}")
     raise typer.Exit(ExitCode.OK)
 
