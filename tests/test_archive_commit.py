@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,29 +28,55 @@ from veil.batch import Job
 # Runs `veil ARGS` with the driver's publish step wrapped: on its NTH call the process SIGKILLs
 # itself at WHEN. The wrapper lives only in this subprocess; nothing in veil reads a test switch.
 _KILLER = r"""
-import os, signal, sys
+import multiprocessing, os, signal, sys
+from pathlib import Path
 from veil.archive import driver
 
-when, nth = sys.argv[1], int(sys.argv[2])
+when, nth, pids = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 real, calls = driver.publish, [0]
+
+def die():
+    pids.write_text(" ".join(str(p.pid) for p in multiprocessing.active_children()))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 def publish(tmp, target, overwrite):
     calls[0] += 1
     if calls[0] == nth:
         if when == "before-move":  # the ledger says done; the output is still at its staged name
-            os.kill(os.getpid(), signal.SIGKILL)
+            die()
         if when == "mid-move":  # publish's hard link is made, the staged name not yet removed
             os.link(tmp, target)
-            os.kill(os.getpid(), signal.SIGKILL)
+            die()
     real(tmp, target, overwrite)
     if calls[0] == nth and when == "after-move":  # in place; the ledger still names the staged file
-        os.kill(os.getpid(), signal.SIGKILL)
+        die()
 
 driver.publish = publish
 from veil.cli import main
-sys.argv = ["veil", *sys.argv[3:]]
+sys.argv = ["veil", *sys.argv[4:]]
 main()
 """
+
+
+def _kill_at(when: str, nth: int, src: Path, out: Path, jobs: int) -> None:
+    """Run the killer; return once it and every worker process it had are gone."""
+    pids = out.parent / "workers.pids"
+    killed = subprocess.run([sys.executable, "-c", _KILLER, when, str(nth), str(pids), "redact", str(src),
+                             "-o", str(out), "--jobs", str(jobs)], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    workers = [int(pid) for pid in pids.read_text().split()]
+    assert (len(workers) > 0) == (jobs > 1)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "worker processes outlived their SIGKILLed driver"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _photos(folder: Path, count: int) -> list[Path]:
@@ -81,9 +108,7 @@ def test_sigkill_inside_the_commit_window_is_finished_not_redone(tmp_path: Path,
     clean = run_cli("redact", src, "-o", reference, "--jobs", "1")
     assert clean.exit_code == 0, clean.stderr
 
-    killed = subprocess.run([sys.executable, "-c", _KILLER, when, "2", "redact", str(src), "-o", str(out),
-                             "--jobs", "1"], capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr
+    _kill_at(when, 2, src, out, jobs=1)
 
     with Ledger.open(out / LEDGER_NAME) as ledger:
         rows = {Path(key).name: row for key, row in ledger.rows().items()}
@@ -122,6 +147,48 @@ def test_sigkill_inside_the_commit_window_is_finished_not_redone(tmp_path: Path,
 
     again = run_cli("redact", src, "-o", out, "--jobs", "1")
     assert again.exit_code == 0 and "skipped 3 files done earlier" in again.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_inside_the_commit_window_with_worker_processes(tmp_path: Path) -> None:
+    """The same with `--jobs 2`: the driver dies holding a done file not yet moved into place
+    while the other worker may be mid-file or finished but unrecorded. The rerun moves the done
+    file into place and redoes exactly the files not recorded done."""
+    src, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
+    photos = _photos(src, 5)
+    clean = run_cli("redact", src, "-o", reference, "--jobs", "2")
+    assert clean.exit_code == 0, clean.stderr
+
+    _kill_at("before-move", 3, src, out, jobs=2)
+    with Ledger.open(out / LEDGER_NAME) as ledger:
+        before = {Path(key).name: row for key, row in ledger.rows().items()}
+    done = {name for name, row in before.items() if row.state is State.DONE}
+    [waiting] = [name for name, row in before.items() if row.staged is not None]
+    assert len(done) == 3 and waiting in done
+    assert {p.name for p in out.glob("photo*.jpg")} == done - {waiting}
+    # Beside the done file's staged output, only a file whose row is still `running` (finished by
+    # its worker, never recorded) may have left one; the rerun deletes it and redoes that file.
+    running = {name for name, row in before.items() if row.state is State.RUNNING}
+    assert {p.name.split(TEMP_MARK)[0].lstrip(".") + ".jpg" for p in _temps(out)} <= running | {waiting}
+    staged = Path(before[waiting].staged or "")
+    inode, digest = staged.stat().st_ino, _sha(staged)
+
+    resumed = run_cli("redact", src, "-o", out, "--jobs", "2")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "skipped 3 files done earlier" in resumed.stderr
+    redone = {Path(line.split(" -> ")[0].removeprefix("done ")).name
+              for line in resumed.stderr.splitlines() if line.startswith("done ")}
+    assert redone == {p.name for p in photos} - done
+    assert (out / waiting).stat().st_ino == inode and _sha(out / waiting) == digest
+    with Ledger.open(out / LEDGER_NAME) as ledger:
+        after = {Path(key).name: row for key, row in ledger.rows().items()}
+    for name in done:
+        assert (after[name].attempts, after[name].finished) == (before[name].attempts, before[name].finished)
+    assert {row.state for row in after.values()} == {State.DONE}
+    assert all(row.staged is None for row in after.values())
+    for photo in photos:
+        assert (out / photo.name).read_bytes() == (reference / photo.name).read_bytes(), photo.name
+    assert not _temps(tmp_path)
 
 
 class _Staging:
