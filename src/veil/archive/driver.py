@@ -179,6 +179,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
 
     keys = {task.source: key for task, key, _, _ in todo}
     queue = collections.deque(task for task, _, _, _ in todo)
+    unrecorded: Path | None = None  # a finished output not yet handed to record()
     try:
         while queue or executor.busy():
             while queue and executor.can_take(queue[0]):
@@ -187,6 +188,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
                     ledger.start(keys[task.source])
                 executor.submit(task)
             task, outcome = executor.wait()
+            unrecorded = outcome.staged
             key = keys[task.source]
             if outcome.fatal is not None:
                 if ledger is not None:
@@ -199,7 +201,10 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
                 queue.append(replace(task, attempt=task.attempt + 1))
                 continue
             record(key, report, task, outcome.staged if report.ok else None)
+            unrecorded = None
     finally:
+        if unrecorded is not None and ledger is None:  # stopped (Ctrl-C) before it was published:
+            _discard(unrecorded)  # no ledger, so no later run would find it
         executor.close()
     return [reports[key] for key in dict.fromkeys(job_keys)]
 
@@ -225,10 +230,6 @@ def _commit(ledger: Ledger | None, key: str, report: FileReport, staged: Path, t
             f"could not write {target}: {exc.strerror or exc}"
             + ("" if here else f" (the worker's output {staged} is not here: "
                "inputs and outputs must be on a filesystem every node shares)")))
-    except BaseException:
-        if ledger is None:  # no later run would publish it
-            _discard(staged)
-        raise
     _discard(staged)
     if ledger is not None:
         ledger.finish(key, failed)
