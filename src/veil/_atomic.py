@@ -54,6 +54,19 @@ def atomic_output(target: Path, overwrite: bool) -> Iterator[Path]:
     `overwrite`, the final move is a hard link, which fails rather than replace a file that
     appeared while we worked.
     """
+    with staged_output(target) as tmp:
+        yield tmp
+    publish(tmp, target, overwrite)
+
+
+@contextlib.contextmanager
+def staged_output(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success leave it there, complete and synced to
+    disk, for the caller to `publish`; on any failure (Ctrl-C included) delete it.
+
+    A batch publishes only after its ledger records the file as done, so that a kill between the
+    two never leaves an output the ledger does not know about (veil.archive.driver).
+    """
     fd, tmp_name = tempfile.mkstemp(prefix="." + target.stem + TEMP_MARK, suffix=target.suffix,
                                     dir=target.parent)
     os.close(fd)
@@ -62,19 +75,42 @@ def atomic_output(target: Path, overwrite: bool) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished `tmp` to `target`; `tmp` is gone afterwards, whether this succeeds or not.
+
+    Without `overwrite` this is a hard link then an unlink, which fails rather than replace a file
+    that appeared meanwhile. Should the process die between the two, `tmp` and `target` are the
+    same file: publishing again just removes `tmp`.
+    """
+    try:
+        if _same_file(tmp, target):
+            return
         if overwrite:
             os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise OutputError(f"output {target} appeared while veil was working; not replaced",
-                                  target) from None
-            except OSError:
-                # Filesystems without hard links: fall back to an exclusive check then rename.
-                if target.exists():
-                    raise OutputError(f"output {target} already exists", target) from None
-                os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise OutputError(f"output {target} appeared while veil was working; not replaced",
+                              target) from None
+        except OSError:
+            # Filesystems without hard links: fall back to an exclusive check then rename.
+            if target.exists():
+                raise OutputError(f"output {target} already exists", target) from None
+            os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

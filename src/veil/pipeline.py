@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_output, check_target
+from ._atomic import atomic_output, check_target, staged_output
 from ._errors import OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FileReport, FrameScan, MaskRegions
 from .detect.base import Detector
@@ -302,7 +302,7 @@ def scan_file(path: str | Path, config: Config = Config(),
 def redact_file(path: str | Path, out: str | Path | None = None, config: Config = Config(), *,
                 overwrite: bool = False, detector: Detector | None = None,
                 progress: ProgressCallback | None = None, plan: Edits | None = None,
-                detect_settings: VideoDetectSettings | None = None) -> FileReport:
+                detect_settings: VideoDetectSettings | None = None, publish: bool = True) -> FileReport:
     """Redact one file to `out` (default `<stem>.redacted<suffix>` beside it).
 
     `plan` (veil.edits.Edits) edits veil's regions: keep a face visible, drop a false mask,
@@ -311,6 +311,10 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
 
     Raises a VeilError subclass on failure; the target path is then left as it was. A video's
     audio streams are copied packet for packet unless `config.drop_audio`.
+
+    With `publish=False` the finished output stays under a temporary name beside `out`, and the
+    report's `output` names that file: the caller moves it into place (`_atomic.publish`). A batch
+    does so only once its ledger records the file as done (veil.archive.driver).
     """
     path = Path(path)
     target = Path(out) if out is not None else default_output(path)
@@ -323,7 +327,7 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
             if plan is not None:
                 plan.check_frame_count(1)
         try:
-            with atomic_output(target, overwrite) as tmp:
+            with atomic_output(target, overwrite) if publish else staged_output(target) as tmp:
                 writer = source.writer(tmp, target, config)
                 try:
                     for planned in planned_frames(source.frames(), source.stages, config, plan):
@@ -342,7 +346,7 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
             raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
     if progress is not None:
         progress(tally.frames, tally.frames)
-    report = tally.report(path, target, source.kind, time.perf_counter() - started)
+    report = tally.report(path, target if publish else tmp, source.kind, time.perf_counter() - started)
     if isinstance(source, _Video) and source.reader.salvaged is not None:
         report = replace(report, salvaged=source.reader.salvaged)
     return report

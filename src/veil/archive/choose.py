@@ -17,11 +17,18 @@ MIN_POOL_FILES = 4
 
 
 def auto_slots(jobs: list[Job]) -> int:
-    """--jobs when not given: every CPU, but no more slots than the batch can fill."""
-    wanted = sum(VIDEO_SLOTS if is_video(job.source) else 1 for job in jobs)
+    """--jobs when not given: every CPU, but no more slots than the batch can fill, and no pool
+    when it could never run two files at once (videos on two CPUs: each takes both slots). Such a
+    pool only adds a worker's start-up: six short clips ran at 0.77x the in-process speed on two
+    CPUs (benchmarks/bench_batch.py)."""
     if len(jobs) < MIN_POOL_FILES:
         return 1
-    return max(1, min(machine_slots(), wanted))
+    wanted = sum(VIDEO_SLOTS if is_video(job.source) else 1 for job in jobs)
+    slots = max(1, min(machine_slots(), wanted))
+    sizes = sorted(min(VIDEO_SLOTS, slots) if is_video(job.source) else 1 for job in jobs)
+    if sizes[0] + sizes[1] > slots:
+        return 1
+    return slots
 
 
 def default_ledger(output: Path | None, jobs: list[Job]) -> Path | None:

@@ -10,16 +10,26 @@ processes, Ray). Per input:
 
 A worker that dies on a file costs that file one try; after `max_tries` the file is failed with
 the reason and the batch goes on.
+
+A finished file is committed in two steps: the ledger records it done, naming the temporary file
+the worker left its output in, and only then is that file moved to the final path. A kill at any
+moment therefore leaves either no output and a row not done (the file is redone), or a done row
+whose output is in place or still at the temporary name, which the next run moves into place
+before anything else: a published output is never redone, and nothing unrecorded is ever at a
+final path.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._errors import ModelError, VeilError
+from .._atomic import publish
+from .._errors import ModelError, OutputError, RedactionError, VeilError
 from .._types import Config, FileReport
 from ..batch import Job
 from ..edits import PlanFile
@@ -69,6 +79,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
               on_plan: Callable[[Skipped, int], None] | None = None) -> list[FileReport]:
     """Run every job that needs running; return one report per input, in the jobs' order."""
     rows = ledger.rows() if ledger is not None else {}
+    unpublished = _publish_staged(rows)  # done rows a killed run had not yet moved into place
     reports: dict[str, FileReport] = {}  # by ledger key: an input named twice is done once
     skipped = Skipped([], [])
     todo: list[tuple[Task, str, str, str]] = []  # (task, ledger key, content hash, settings hash)
@@ -108,6 +119,12 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         if row is not None and row.content_hash == digest and row.settings_hash == wanted:
             if _done(row, target):
                 reports[key] = replace(row.file_report(), path=job.source, output=target)
+                if key in unpublished and ledger is not None:
+                    unpublished.discard(key)
+                    # The killed run had not audited it yet either: that is all it lacks.
+                    if after_each is not None and reports[key].audit is None:
+                        reports[key] = after_each(reports[key])
+                    ledger.published(key, reports[key] if after_each is not None else None)
                 skipped.done.append(reports[key])
                 continue
             if row.state is State.FAILED and not settings.retry_failed:
@@ -121,11 +138,14 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         if settings.slots > 1 and config.threads == 0:
             per_slot = max(1, settings.machine_slots // settings.slots)
             config = replace(config, threads=min(settings.machine_slots, per_slot * slots))
-        if row is not None and row.state is State.RUNNING:
+        if row is not None and (row.state is State.RUNNING or row.staged is not None):
             remove_partials(target)  # what a SIGKILLed run left beside the output
         task = Task(job.source, target, config, settings.overwrite or ours, edits, slots)
         todo.append((task, key, digest, wanted))
     if ledger is not None:
+        for key in unpublished:  # not inputs of this run; their outputs are in place now
+            if rows[key].state is State.DONE:
+                ledger.published(key)
         ledger.plan([(key, digest, wanted, str(task.target)) for task, key, digest, wanted in todo]
                     + [(key, "", "", str(job.target or "")) for job, key, _ in immediate])
     if on_plan is not None:
@@ -133,11 +153,18 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
 
     counts = Counts(total=len(todo) + len(immediate))
 
-    def record(key: str, report: FileReport) -> None:
-        if after_each is not None and report.ok:
-            report = after_each(report)
-        if ledger is not None:
-            ledger.finish(key, report)
+    def record(key: str, report: FileReport, task: Task | None = None, staged: Path | None = None) -> None:
+        if task is not None and staged is not None:
+            report = _commit(ledger, key, report, staged, task.target, task.overwrite)
+            if report.ok and after_each is not None:
+                report = after_each(report)
+            if report.ok and ledger is not None:
+                ledger.published(key, report if after_each is not None else None)
+        else:
+            if after_each is not None and report.ok:
+                report = after_each(report)
+            if ledger is not None:
+                ledger.finish(key, report)
         reports[key] = report
         if report.ok:
             counts.done += 1
@@ -152,6 +179,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
 
     keys = {task.source: key for task, key, _, _ in todo}
     queue = collections.deque(task for task, _, _, _ in todo)
+    unrecorded: Path | None = None  # a finished output not yet handed to record()
     try:
         while queue or executor.busy():
             while queue and executor.can_take(queue[0]):
@@ -160,6 +188,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
                     ledger.start(keys[task.source])
                 executor.submit(task)
             task, outcome = executor.wait()
+            unrecorded = outcome.staged
             key = keys[task.source]
             if outcome.fatal is not None:
                 if ledger is not None:
@@ -169,14 +198,62 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             if report is None:
                 if ledger is not None:
                     ledger.requeue(key, outcome.report.error or "")
-                # A worker that died after its rename left our own complete output: replace it.
-                queue.append(replace(task, attempt=task.attempt + 1,
-                                     overwrite=task.overwrite or task.target.exists()))
+                queue.append(replace(task, attempt=task.attempt + 1))
                 continue
-            record(key, report)
+            record(key, report, task, outcome.staged if report.ok else None)
+            unrecorded = None
     finally:
+        if unrecorded is not None and ledger is None:  # stopped (Ctrl-C) before it was published:
+            _discard(unrecorded)  # no ledger, so no later run would find it
         executor.close()
     return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _commit(ledger: Ledger | None, key: str, report: FileReport, staged: Path, target: Path,
+            overwrite: bool) -> FileReport:
+    """Record the file done, naming its staged output, then move that output into place.
+
+    A kill after the first step leaves a done row whose `staged` the next run publishes
+    (_publish_staged). Should the move fail (a file appeared at the target meanwhile, a staged
+    file this machine cannot see), the row is failed instead, saying why.
+    """
+    here = os.path.lexists(staged)
+    try:
+        if ledger is not None:
+            ledger.finish(key, report, staged)
+        publish(staged, target, overwrite)
+        return report
+    except OutputError as exc:
+        failed = failed_report(report.path, exc)
+    except OSError as exc:
+        failed = failed_report(report.path, RedactionError(
+            f"could not write {target}: {exc.strerror or exc}"
+            + ("" if here else f" (the worker's output {staged} is not here: "
+               "inputs and outputs must be on a filesystem every node shares)")))
+    _discard(staged)
+    if ledger is not None:
+        ledger.finish(key, failed)
+    return failed
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _publish_staged(rows: dict[str, Row]) -> set[str]:
+    """Finish what a run killed between recording a file done and moving its output into place did
+    not: move the staged file to the output path (replacing what is there, as for any output this
+    ledger wrote). Returns the rows whose `staged` is to be cleared."""
+    found = set()
+    for key, row in rows.items():
+        if row.staged is None:
+            continue
+        found.add(key)
+        if row.state is State.DONE and row.output and os.path.lexists(row.staged):
+            with contextlib.suppress(OSError, VeilError):  # left alone: a missing output is redone
+                publish(Path(row.staged), Path(row.output), overwrite=True)
+    return found
 
 
 def _content(source: Path) -> str:

@@ -7,6 +7,10 @@ SQLite's journal keeps it whole through a SIGKILL at any moment.
 
 States: pending (planned, not started) -> running (handed to a worker) -> done | failed. A row
 found `running` when a batch starts belongs to a run that was killed: its file is redone.
+
+Done is written together with `staged`, the temporary name the worker left the output under,
+before the driver moves it into place; `staged` is cleared once it has. A done row whose `staged`
+is still set belongs to a run killed between the two: the next run finishes the move.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Row:
     finished: float | None
     seconds: float | None
     report: dict[str, Any] | None
+    staged: str | None = None
 
     def file_report(self) -> FileReport:
         """The report stored when the file finished (rebuilt for a skipped file's line in --report)."""
@@ -107,9 +112,12 @@ CREATE TABLE IF NOT EXISTS files (
     started REAL,
     finished REAL,
     seconds REAL,
-    report TEXT
+    report TEXT,
+    staged BLOB
 );
 """
+_COLUMNS = ("source, content_hash, settings_hash, state, output, error, attempts, started, finished, "
+            "seconds, report, staged")
 
 
 class Ledger:
@@ -155,8 +163,14 @@ class Ledger:
         if meta.get("version") != _VERSION:
             raise LedgerError(f"ledger format {meta.get('version')} is not the {_VERSION} this veil "
                               "reads; use the veil that wrote it or another --ledger", path)
-        db.execute("SELECT source, content_hash, settings_hash, state, output, error, attempts, "
-                   "started, finished, seconds, report FROM files LIMIT 1").fetchall()
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        if "staged" not in columns:  # a ledger from before the driver published the outputs
+            try:
+                db.execute("ALTER TABLE files ADD COLUMN staged BLOB")
+            except sqlite3.OperationalError as exc:
+                raise LedgerError(f"cannot add a column to this ledger of an earlier veil ({exc})",
+                                  path) from None
+        db.execute(f"SELECT {_COLUMNS} FROM files LIMIT 1").fetchall()
 
     def close(self) -> None:
         self._db.close()
@@ -169,10 +183,9 @@ class Ledger:
 
     def rows(self) -> dict[str, Row]:
         try:
-            cursor = self._db.execute("SELECT source, content_hash, settings_hash, state, output, error, "
-                                      "attempts, started, finished, seconds, report FROM files")
+            cursor = self._db.execute(f"SELECT {_COLUMNS} FROM files")
             rows = (Row(_text(r[0]), r[1], r[2], State(r[3]), _text(r[4]), _text(r[5]), r[6], r[7],
-                        r[8], r[9], json.loads(r[10]) if r[10] else None) for r in cursor)
+                        r[8], r[9], json.loads(r[10]) if r[10] else None, _text(r[11])) for r in cursor)
             return {row.source: row for row in rows}
         except (sqlite3.DatabaseError, ValueError) as exc:
             raise LedgerError(f"the ledger is damaged ({exc}); move it away to start over",
@@ -186,7 +199,7 @@ class Ledger:
                 "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT(source) DO UPDATE SET "
                 "content_hash=excluded.content_hash, settings_hash=excluded.settings_hash, "
                 "state='pending', output=excluded.output, error=NULL, started=NULL, finished=NULL, "
-                "seconds=NULL, report=NULL, attempts=CASE WHEN files.state='failed' THEN 0 "
+                "seconds=NULL, report=NULL, staged=NULL, attempts=CASE WHEN files.state='failed' THEN 0 "
                 "ELSE files.attempts END",
                 [(_blob(source), content, wanted, _blob(output)) for source, content, wanted, output in entries])
 
@@ -199,11 +212,23 @@ class Ledger:
         self._write("UPDATE files SET state='pending', error=? WHERE source=?",
                     (_blob(error), _blob(source)))
 
-    def finish(self, source: str, report: FileReport) -> None:
+    def finish(self, source: str, report: FileReport, staged: Path | None = None) -> None:
+        """Done or failed, in one statement. A done file whose output still sits at its temporary
+        name `staged` is done from here on: a rerun moves that file into place, never redoes it."""
         state = State.DONE if report.ok else State.FAILED
-        self._write("UPDATE files SET state=?, error=?, finished=?, seconds=?, report=? WHERE source=?",
+        self._write("UPDATE files SET state=?, error=?, finished=?, seconds=?, report=?, staged=? "
+                    "WHERE source=?",
                     (state.value, _blob(report.error), time.time(), report.seconds,
-                     json.dumps(report.to_json()), _blob(source)))
+                     json.dumps(report.to_json()), _blob(str(staged)) if staged else None, _blob(source)))
+
+    def published(self, source: str, report: FileReport | None = None) -> None:
+        """The done file's output is in place (and `report`, when given, adds what was learnt
+        after: the audit's verdict)."""
+        if report is None:
+            self._write("UPDATE files SET staged=NULL WHERE source=?", (_blob(source),))
+        else:
+            self._write("UPDATE files SET staged=NULL, report=? WHERE source=?",
+                        (json.dumps(report.to_json()), _blob(source)))
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         try:

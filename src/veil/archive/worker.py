@@ -1,5 +1,10 @@
 """One file's work as a picklable task, run the same way inline, in a local worker process or as a
-Ray task: the worker only redacts and reports; the driver alone decides, retries and records."""
+Ray task: the worker only redacts and reports; the driver alone decides, retries and records.
+
+A worker leaves its finished output under a temporary name beside the target and says which
+(`Outcome.staged`); the driver records the file as done in the ledger, then moves that file into
+place. So an output at a final path always has a ledger row that says done, and a kill between
+the two steps leaves a row the next run completes by a rename, not by redoing the file."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import contextlib
 import ctypes
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
@@ -42,26 +47,29 @@ class Outcome:
 
     `fatal` carries a ModelError's message: the installation is broken and every other file would
     fail the same way, so the driver stops. `lost` says the worker died before answering (killed,
-    out of memory, a crash in native code); `report.error` then says how.
+    out of memory, a crash in native code); `report.error` then says how. `staged` is the finished
+    output's temporary name, which the driver publishes to `report.output` (the task's target).
     """
 
     report: FileReport
     fatal: str | None = None
     lost: bool = False
+    staged: Path | None = None
 
 
 def run_task(task: Task, progress: ProgressCallback | None = None) -> Outcome:
-    """Redact one file; every error becomes a failed report, never an exception."""
+    """Redact one file, leaving the output staged for the driver to publish; every error becomes a
+    failed report, never an exception."""
     try:
         report = redact_file(task.source, task.target, task.config, overwrite=task.overwrite,
-                             progress=progress, plan=task.plan)
+                             progress=progress, plan=task.plan, publish=False)
     except ModelError as exc:
         return Outcome(failed_report(task.source, exc), fatal=exc.message)
     except VeilError as exc:
         return Outcome(failed_report(task.source, exc))
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
         return Outcome(failed_report(task.source, exc))
-    return Outcome(report)
+    return Outcome(replace(report, output=task.target), staged=report.output)
 
 
 def lost(task: Task, reason: str) -> Outcome:
@@ -70,8 +78,9 @@ def lost(task: Task, reason: str) -> Outcome:
 
 
 def remove_partials(target: Path) -> None:
-    """Delete the temporary files a killed worker left beside `target` (see _atomic.atomic_output):
-    a SIGKILL gives the worker no chance to remove its own."""
+    """Delete the temporary files a killed worker left beside `target` (see _atomic.staged_output):
+    a SIGKILL gives the worker no chance to remove its own. Never called for a target whose ledger
+    row is done with a staged file still to publish: the driver publishes those first."""
     with contextlib.suppress(OSError):
         for partial in target.parent.glob(f".{target.stem}{TEMP_MARK}*{target.suffix}"):
             with contextlib.suppress(FileNotFoundError):

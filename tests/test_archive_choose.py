@@ -1,0 +1,32 @@
+"""The default --jobs: a pool only where it can run two files at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veil.archive import choose
+from veil.batch import Job
+
+
+def _jobs(stills: int, videos: int) -> list[Job]:
+    names = [f"p{i}.jpg" for i in range(stills)] + [f"v{i}.mp4" for i in range(videos)]
+    return [Job(Path("/in") / name, Path("/out") / name) for name in names]
+
+
+@pytest.mark.parametrize(("cpus", "stills", "videos", "expected"), [
+    (2, 0, 6, 1),   # each clip takes both slots: one at a time, so in-process
+    (2, 1, 5, 1),   # the one still cannot run beside a clip either
+    (2, 2, 4, 2),   # two stills can run together
+    (2, 6, 0, 2),
+    (3, 0, 6, 1),   # 2 + 2 > 3
+    (3, 1, 5, 3),   # a still beside a clip
+    (4, 0, 6, 4),   # two clips at once
+    (8, 5, 0, 5),   # no more slots than files to fill them
+    (8, 3, 0, 1),   # under MIN_POOL_FILES
+])
+def test_default_jobs(monkeypatch: pytest.MonkeyPatch, cpus: int, stills: int, videos: int,
+                      expected: int) -> None:
+    monkeypatch.setattr(choose, "machine_slots", lambda: cpus)
+    assert choose.auto_slots(_jobs(stills, videos)) == expected
