@@ -269,3 +269,39 @@ def test_a_rate_guessed_from_the_time_base_is_not_taken() -> None:
     assert _rate(stream(None, None, Fraction(90000))) == 30.0
     assert _rate(stream(None, Fraction(25), Fraction(90000))) == 25.0
     assert _rate(stream(Fraction(30000, 1001), None, None)) == pytest.approx(29.97, abs=0.01)
+
+
+def test_mpegts_on_stdout_with_2s_keyframes_no_reordering_and_constant_rate(
+        tmp_path: Path, clip: Clip) -> None:
+    result = subprocess.run([sys.executable, "-m", "veil", "live", str(clip.path), "-"],
+                            capture_output=True, timeout=60, env=veil_env())
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    out = tmp_path / "stdout.ts"
+    out.write_bytes(result.stdout)
+    verdict = judge_file(out, clip)
+    assert verdict.checked > 0 and verdict.covered_fraction >= 0.95
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+    assert stream.codec_context.name == "h264"
+    keys = [i for i, p in enumerate(packets) if p.is_keyframe]
+    # A keyframe every 2 s at 30 fps, and none in between (no scene-cut keyframes).
+    assert keys == list(range(0, len(packets), 60)), keys
+    # zerolatency: no B-frames, so packets come in presentation order; CFR: even steps.
+    pts = [p.pts for p in packets]
+    assert pts == sorted(pts) and all(p.pts == p.dts for p in packets)
+    steps = {round(float((b - a) * packets[0].time_base), 4) for a, b in zip(pts, pts[1:])}
+    assert steps == {round(1 / 30, 4)}, steps
+
+
+def test_the_progress_line_shows_rates_latency_and_curtains(tmp_path: Path, clip: Clip) -> None:
+    lines: list[str] = []
+    report = run_live(LiveOptions(str(clip.path), str(tmp_path / "out.ts"),
+                                  detector=TruthDetector(clip), progress=lines.append))
+    assert len(lines) >= 2  # about once a second over a 3 s clip
+    last = lines[-1]
+    for label in ("in ", "fps", "out ", "latency +", "curtain ", "repeated ", "dropped "):
+        assert label in last, last
+    fps_in = float(last.split("in ")[1].split("fps")[0])
+    assert 20 <= fps_in <= 40, last
+    assert int(last.split("curtain ")[1].split()[0]) <= report.curtain_frames

@@ -49,23 +49,55 @@ def test_the_governor_steps_down_on_late_frames_but_not_while_a_change_settles()
     assert governor.level == 2
 
 
-def test_the_governor_steps_back_up_only_with_room_for_the_larger_scale() -> None:
-    clock = FakeClock()
-    policy = Policy((1.0, 0.5), window=10, late_limit=3, settle_s=0.0, calm_s=5.0, room=0.8)
-    governor = Governor(policy, clock)
+def _behind(governor: Governor) -> int | None:
     for _ in range(3):
         governor.late()
-    assert governor.change() == 1
-    # Busy 60 % of the time at half scale: four times the pixels would need 240 %. Stay.
+    return governor.change()
+
+
+def test_the_governor_steps_back_up_when_the_larger_scale_fits() -> None:
+    clock = FakeClock()
+    policy = Policy((1.0, 0.5), window=10, late_limit=3, settle_s=0.0, calm_s=5.0, room=0.8,
+                    probe_s=10.0)
+    governor = Governor(policy, clock)
+    assert _behind(governor) == 1
+    # Busy 8 % of the time at half scale: four times the pixels need ~32 %. Step up.
+    clock.now = 4.9
+    governor.idle(4.6)
+    assert governor.change() is None  # not calm for long enough yet
     clock.now = 5.0
-    governor.idle(2.0)
     for _ in range(30):
         governor.on_time()
-    assert governor.change() is None and governor.level == 1
-    # Busy 10 %: 40 % at full scale. Step up.
-    clock.now = 10.0
-    governor.idle(4.5)
     assert governor.change() == 0 and governor.factor == 1.0
+
+
+def test_without_room_it_probes_and_backs_off_after_each_failed_probe() -> None:
+    clock = FakeClock()
+    policy = Policy((1.0, 0.5), window=10, late_limit=3, settle_s=1.0, calm_s=5.0, room=0.8,
+                    probe_s=10.0, probe_max_s=160.0, failed_s=5.0)
+    governor = Governor(policy, clock)
+    clock.now = 1.0
+    assert _behind(governor) == 1
+    # Busy 80 % at half scale (other programs' load, say): no room by the measure.
+    clock.now = 6.0
+    governor.idle(1.0)
+    assert governor.change() is None
+    clock.now = 10.9
+    assert governor.change() is None
+    clock.now = 11.0  # 10 s calm: try the full scale
+    assert governor.change() == 0
+    clock.now = 12.5  # behind again at once: the probe failed, wait twice as long next time
+    assert _behind(governor) == 1
+    clock.now = 22.5
+    assert governor.change() is None
+    clock.now = 32.5
+    assert governor.change() == 0
+    clock.now = 38.0  # this time the full scale held past failed_s: the wait is reset
+    assert governor.change() is None
+    clock.now = 40.0
+    assert _behind(governor) == 1
+    clock.now = 50.0
+    assert governor.change() == 0
 
 
 def test_no_change_while_on_time_and_a_single_step_never_moves() -> None:
