@@ -57,13 +57,15 @@ def test_passes_per_preset() -> None:
         detector.settings = preset_settings(preset)
         return detector.passes(width, height)
 
-    coarse = pytest.approx(288 / 1024)  # presets.COARSE_SIDE: for faces that fill the frame
-    assert passes("fast", 1024, 768) == [coarse, pytest.approx(0.625)]
-    assert passes("balanced", 1024, 768) == [coarse, pytest.approx(0.625), 1.5]
-    assert passes("thorough", 1024, 768) == [coarse, pytest.approx(0.625), 1.0, 1.5]
-    # Small frames need no 640 px pass; only the coarse one; tiny ones not even that.
-    assert passes("balanced", 640, 480) == [pytest.approx(288 / 640), 1.5]
-    assert passes("balanced", 320, 240) == [1.5]
+    # presets.CLOSEUP_SIDE and COARSE_SIDE: for faces that fill the frame
+    coarse = [pytest.approx(160 / 1024), pytest.approx(288 / 1024)]
+    assert passes("fast", 1024, 768) == [coarse[1], pytest.approx(0.625)]
+    assert passes("balanced", 1024, 768) == [*coarse, pytest.approx(0.625), 1.5]
+    assert passes("thorough", 1024, 768) == [coarse[1], pytest.approx(0.625), 1.0, 1.5]
+    # Small frames need no 640 px pass; only the coarse ones; tiny ones not even those.
+    assert passes("balanced", 640, 480) == [pytest.approx(160 / 640), pytest.approx(288 / 640), 1.5]
+    assert passes("balanced", 320, 240) == [pytest.approx(0.5), 1.5]
+    assert passes("balanced", 192, 144) == [1.5]
 
 
 @pytest.mark.parametrize("preset", list(DetectPreset))

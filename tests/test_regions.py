@@ -52,6 +52,20 @@ def test_sure_boxes_get_smaller_margins(preset, score, expected) -> None:
     assert tuple(plan.boxes[0]) == expected
 
 
+@pytest.mark.parametrize(("frame_height", "expected"), [
+    # The 100 px face is 0.33 of a 300 px frame: a sure box, 0.6x margins (clipped at 300).
+    (300, (185, 176, 315, 300)),
+    # ... and 0.4 of a 250 px frame: a close-up, full margins (clipped at the bottom edge).
+    (250, (175, 160, 325, 250)),
+])
+def test_a_sure_close_up_keeps_full_margins(frame_height: int, expected: tuple[int, ...]) -> None:
+    config = Config(detect=DetectPreset.BALANCED)
+    assert sure_margins(config) == (0.3, 0.6, 0.35)
+    plan = mask_regions(_dets((200, 200, 300, 300), score=0.9), 1000, frame_height, config,
+                        sure=sure_margins(config))
+    assert tuple(plan.boxes[0]) == expected
+
+
 def test_sure_margins_never_leave_the_face_box() -> None:
     """Whatever the margins are scaled to, the region still holds the whole detected box."""
     plan = mask_regions(_dets((10.5, 20.5, 60.5, 90.5), score=0.99), 640, 480,

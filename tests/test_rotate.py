@@ -115,12 +115,13 @@ def test_every_still_preset_has_a_coarse_pass_for_frame_filling_faces() -> None:
     from veil.detect.faces import FaceDetector
 
     for preset, settings in STILL.items():
-        assert settings.coarse_side > 0, preset
+        assert settings.coarse_sides and min(settings.coarse_sides) > 0, preset
     detector = object.__new__(FaceDetector)  # passes() needs only the settings, not a session
-    detector.settings = DetectorSettings(coarse_side=288, large_face_side=640, scales=(1.5,))
-    assert detector.passes(1280, 720) == pytest.approx([288 / 1280, 640 / 1280, 1.5])
+    detector.settings = DetectorSettings(coarse_sides=(288, 160), large_face_side=640, scales=(1.5,))
+    assert detector.passes(1280, 720) == pytest.approx([160 / 1280, 288 / 1280, 640 / 1280, 1.5])
+    assert detector._coarse_scales(1280, 720) == pytest.approx([160 / 1280, 288 / 1280])
     # A frame already small enough gets no extra pass.
-    assert detector.passes(320, 240) == pytest.approx([1.5])
+    assert detector.passes(192, 144) == pytest.approx([1.5])
 
 
 def _face_coverage(pixels: np.ndarray, face_xyxy: np.ndarray, config: Config) -> float:
@@ -194,7 +195,7 @@ def test_coarse_pass_boxes_need_their_own_floor(coarse_score: float, kept: int) 
     from veil.detect.faces import FaceDetector
 
     detector = object.__new__(FaceDetector)
-    detector.settings = DetectorSettings(thresholds=(0.1,) * 4, large_face_side=0, coarse_side=288,
+    detector.settings = DetectorSettings(thresholds=(0.1,) * 4, large_face_side=0, coarse_sides=(288,),
                                          coarse_min_score=0.3)
     coarse = 288 / 1280
 

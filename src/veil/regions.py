@@ -7,8 +7,9 @@ import numpy as np
 from ._types import Config, Detections, MaskRegions
 
 
-# (score at least, factor on Config's margins) for boxes the detector is sure of; None: none.
-SureMargins = tuple[float, float] | None
+# (score at least, factor on Config's margins[, unless the box is at least this share of the
+# frame's height]) for boxes the detector is sure of; None: none (presets.SURE_MARGINS).
+SureMargins = tuple[float, float] | tuple[float, float, float] | None
 
 
 def expand_boxes(boxes: np.ndarray, config: Config, grow: np.ndarray | float = 0.0,
@@ -28,19 +29,26 @@ def expand_boxes(boxes: np.ndarray, config: Config, grow: np.ndarray | float = 0
     ], axis=1)
 
 
-def margin_scale(scores: np.ndarray, sure: SureMargins) -> np.ndarray:
+def margin_scale(scores: np.ndarray, sure: SureMargins, heights: np.ndarray | None = None,
+                 frame_height: int = 0) -> np.ndarray:
     """Per box, the factor on the margins: the preset's (presets.SURE_MARGINS) for boxes the
     detector is sure of, else 1.
 
     Why: a high-score box sits on the face (CenterFace's boxes match annotated faces within ~5 %
     at the median, and closest when it is sure), so full margins there only add area; low-score
     and tracker-carried boxes (score 0) are less certain of where the face is and keep them all.
+    So does a box filling the given share of the frame's height (box `heights` in a frame
+    `frame_height` high): a face that close is past the network's comfortable size, and its box
+    is looser.
     """
     scores = np.asarray(scores, np.float32)
     if sure is None:
         return np.ones(len(scores), np.float32)
-    threshold, factor = sure
-    return np.where(scores >= threshold, np.float32(factor), np.float32(1.0))
+    threshold, factor = sure[0], sure[1]
+    sure_box = scores >= threshold
+    if len(sure) > 2 and heights is not None and frame_height > 0:
+        sure_box &= np.asarray(heights, np.float32) < sure[2] * frame_height  # type: ignore[misc]
+    return np.where(sure_box, np.float32(factor), np.float32(1.0))
 
 
 def clip_regions(regions: np.ndarray, width: int, height: int, min_px: int = 1) -> np.ndarray:
@@ -87,7 +95,7 @@ def rows_and_regions(detections: Detections, width: int, height: int, config: Co
     if len(detections) == 0:
         return MaskRegions.empty(config.shape), detections
     boxes = face_regions(detections.boxes, width, height, config, grow,
-                         margin_scale(detections.scores, sure))
+                         margin_scale(detections.scores, sure, detections.heights, height))
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     kept = detections[keep]
     return MaskRegions(boxes[keep], config.shape, kept.track_ids, kept.sources), kept

@@ -52,7 +52,7 @@ def veil_regions(detections: Detections, width: int, height: int, config: Config
     """The regions veil masks, one row per detection (unlike mask_regions, none is dropped)."""
     if len(detections) == 0:
         return MaskRegions.empty(config.shape)
-    scale = margin_scale(detections.scores, sure_margins(config))
+    scale = margin_scale(detections.scores, sure_margins(config), detections.heights, height)
     return MaskRegions(face_regions(detections.boxes, width, height, config, scale=scale),
                        config.shape)
 

@@ -33,10 +33,10 @@ class DetectorSettings:
     scales: tuple[float, ...] = (1.0,)  # image scale factors; 1.5-2.0 look for faces under ~16 px
     max_side: int = 0  # if > 0, the image is first downscaled so its longer side is at most this
     large_face_side: int = 640  # an extra pass at this longer side finds faces too big for the net
-    # A coarser pass still, at this longer side (0: none), for a face that fills the frame: a
-    # 720 px close-up is still 360 px tall at 640, past where CenterFace scores faces well.
-    coarse_side: int = 0
-    # The coarse pass's boxes are kept only from this score on: they are large, so a false one
+    # Coarser passes still, at these longer sides, for a face that fills the frame: a 720 px
+    # close-up is still 360 px tall at 640, past where CenterFace scores faces well.
+    coarse_sides: tuple[int, ...] = ()
+    # The coarse passes' boxes are kept only from this score on: they are large, so a false one
     # masks much of the picture, and a face filling the frame scores high there.
     coarse_min_score: float = 0.0
     tile: int = 1536  # a scaled image larger than this on a side is cut into overlapping tiles
@@ -150,11 +150,11 @@ class FaceDetector:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
         s = self.settings
         height, width = frame.shape[:2]
-        coarse = self._coarse_scale(width, height)
+        coarse = self._coarse_scales(width, height)
         parts = []
         for scale in self.passes(width, height):
             found = self._detect_pass(frame, scale)
-            if scale == coarse and s.coarse_min_score > 0:
+            if scale in coarse and s.coarse_min_score > 0:
                 found = found[found.scores >= s.coarse_min_score]
             parts.append(found)
         merged = Detections.concat(parts)
@@ -182,16 +182,11 @@ class FaceDetector:
             extra = extra[iou_matrix(extra.boxes, found.boxes).max(axis=1) < s.nms_iou]
         return extra
 
-    def _coarse_scale(self, width: int, height: int) -> float | None:
-        """The scale of the coarse pass where it runs on its own (not shared with another pass)."""
-        s = self.settings
-        if not s.coarse_side:
-            return None
+    def _coarse_scales(self, width: int, height: int) -> list[float]:
+        """The scales of the coarse passes that run on their own (not shared with another pass)."""
         without = self.passes(width, height, coarse=False)
-        scale = s.coarse_side / max(height, width)
-        if max(height, width) <= s.coarse_side * 1.25 or any(abs(scale - p) <= 1e-6 for p in without):
-            return None
-        return next(p for p in self.passes(width, height) if abs(p - scale) <= 1e-6)
+        return [p for p in self.passes(width, height)
+                if all(abs(p - q) > 1e-6 for q in without)]
 
     def passes(self, width: int, height: int, coarse: bool = True) -> list[float]:
         """The image scales this detector runs on a frame of this size, smallest first."""
@@ -200,7 +195,7 @@ class FaceDetector:
         if s.max_side and max(height, width) > s.max_side:
             base = s.max_side / max(height, width)
         passes = sorted({base * scale for scale in s.scales})
-        for side in (s.large_face_side, s.coarse_side if coarse else 0):
+        for side in (s.large_face_side, *(s.coarse_sides if coarse else ())):
             if side and max(height, width) > side * 1.25:
                 large = side / max(height, width)
                 if all(abs(large - p) > 1e-6 for p in passes):

@@ -1,0 +1,126 @@
+"""Which coarse passes and margins find close-ups: every candidate pass cached once, rules replayed.
+
+    .venv/bin/python benchmarks/hard_sets.py --sets closeup --presets ""   # build the close-up set
+    .venv/bin/python benchmarks/closeup_passes.py                          # cache (minutes), then the table
+
+Runs CenterFace once per image and candidate pass (the 1.5x tile pass, 640 px, and coarse passes
+at 480, 384, 288, 224 and 160 px on the longer side) with a score floor of 0.02, on the close-up
+set (benchmarks/hard_sets.py) and on the 183 WIDER dev photos, and caches the boxes under
+test-artifacts/ (git-ignored: WIDER derivatives are never committed). Each rule is then replayed
+as `FaceDetector` would run it with balanced's thresholds (the passes, a score floor on the
+coarse ones, NMS) and turned into regions with balanced's sure-box margins, optionally full for
+boxes at least a given share of the frame's height; `veil.evaluate` scores it. The "as now" row
+reproduces `scan_image`'s balanced figures on both sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from veil import presets  # noqa: E402
+from veil._types import Config, Detections, DetectPreset  # noqa: E402
+from veil.detect.faces import DetectorSettings, FaceDetector  # noqa: E402
+from veil.detect.nms import nms  # noqa: E402
+from veil.evaluate import FrameScore, FrameTruth, read_annotations, score_frame, summarise  # noqa: E402
+from veil.media.image import read_image  # noqa: E402
+from veil.regions import mask_regions  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
+CLOSEUP = ROOT / "test-artifacts" / "hard_sets" / "closeup.gt.jsonl"
+PASSES: tuple[str | int, ...] = ("x1.5", 640, 480, 384, 288, 224, 160)
+RULES: list[tuple[str, tuple[str | int, ...], float, float]] = [
+    # label, passes, floor on the coarse passes, full margins from this share of the height (0: never)
+    ("as before (288 px at 0.3)", ("x1.5", 640, 288), 0.3, 0.0),
+    ("+ 224 px", ("x1.5", 640, 288, 224), 0.3, 0.0),
+    ("+ 384 px", ("x1.5", 640, 288, 384), 0.3, 0.0),
+    ("+ 160 px", ("x1.5", 640, 288, 160), 0.3, 0.0),
+    ("+ 160 px, coarse floor 0.2", ("x1.5", 640, 288, 160), 0.2, 0.0),
+    ("+ 160 px, coarse floor 0.1", ("x1.5", 640, 288, 160), 0.1, 0.0),
+    ("full margins >= 0.35 H", ("x1.5", 640, 288), 0.3, 0.35),
+    ("+ 160 px, full margins >= 0.35 H (now)", ("x1.5", 640, 288, 160), 0.3, 0.35),
+    ("+ 160 px, floor 0.1, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.1, 0.35),
+]
+
+
+def _scale(key: str | int, width: int, height: int) -> float:
+    return float(key[1:]) if isinstance(key, str) else key / max(width, height)
+
+
+def cached_passes(truths: list[FrameTruth], images: Path, cache_path: Path
+                  ) -> dict[tuple[int, str | int], tuple[np.ndarray, np.ndarray]]:
+    cache = pickle.loads(cache_path.read_bytes()) if cache_path.exists() else {}
+    detector = FaceDetector(DetectorSettings(thresholds=(0.02,) * 4))
+    for i, truth in enumerate(truths):
+        todo = [key for key in PASSES if (i, key) not in cache]
+        if not todo:
+            continue
+        pixels = read_image(images / truth.image).pixels
+        for key in todo:
+            found = detector._detect_pass(pixels, _scale(key, truth.width, truth.height))
+            cache[(i, key)] = (found.boxes, found.scores)
+        if i % 25 == 0:
+            cache_path.write_bytes(pickle.dumps(cache))
+            print(f"  {cache_path.name}: {i + 1}/{len(truths)}", file=sys.stderr, flush=True)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache_path.write_bytes(pickle.dumps(cache))
+    return cache
+
+
+def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...], floor: float,
+           closeup_share: float) -> list[FrameScore]:
+    settings = presets.STILL[DetectPreset.BALANCED]
+    config = Config(detect=DetectPreset.BALANCED)
+    threshold, factor = presets.SURE_MARGINS[DetectPreset.BALANCED][:2]
+    sure = (threshold, factor, closeup_share) if closeup_share else (threshold, factor)
+    scores = []
+    for i, truth in enumerate(truths):
+        parts = []
+        for key in passes:
+            if isinstance(key, int) and max(truth.width, truth.height) <= key * 1.25:
+                continue  # FaceDetector.passes: the frame is already that small
+            boxes, values = cache[(i, key)]
+            found = Detections(boxes, values)
+            parts.append(found[found.scores >= floor] if isinstance(key, int) and key < 640 else found)
+        merged = Detections.concat(parts)
+        kept = merged[settings.keep(merged)] if len(merged) else merged
+        found = kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
+        plan = mask_regions(found, truth.width, truth.height, config, sure=sure)
+        scores.append(score_frame(truth.boxes, truth.ignore, found.boxes, found.scores, plan.boxes,
+                                  truth.width, truth.height))
+    return scores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes")
+    args = parser.parse_args()
+    if not CLOSEUP.is_file() or not DEV.is_file():
+        print("build the close-up set first (benchmarks/hard_sets.py) and check ../shared/data",
+              file=sys.stderr)
+        return 2
+    sets = {"close-up": read_annotations(CLOSEUP), "dev": read_annotations(DEV)}
+    caches = {name: cached_passes(truths, (CLOSEUP if name == "close-up" else DEV).parent,
+                                  args.cache / f"{name}.pkl") for name, truths in sets.items()}
+    print("| rule | close-up covered | close-up area | dev < 16 | 16-32 | 32-64 | 64+ | dev area |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, passes, floor, share in RULES:
+        close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share))
+        dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share))
+        faces = sum(b.faces for b in close.buckets[:4])
+        covered = sum(b.covered for b in close.buckets[:4])
+        buckets = " | ".join(f"{b.covered}/{b.faces}" for b in dev.buckets[:4])
+        print(f"| {label} | {covered}/{faces} = {covered / faces:.3f} | {close.area_ratio:.2f}x | "
+              f"{buckets} | {dev.area_ratio:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
