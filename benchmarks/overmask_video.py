@@ -86,7 +86,7 @@ def run(path: Path, preset: DetectPreset, detector: Detector | None = None) -> d
             width, height = frame.size
             found = rows.detections
             regions = face_regions(found.boxes, width, height, config, rows.grow,
-                                   margin_scale(found.scores, stages.sure))
+                                   margin_scale(found.scores, stages.sure, found.heights, height))
             masked = boxes_coverage(regions, width, height)
             by_detector = boxes_coverage(regions[found.scores > 0], width, height)
             off = masked
