@@ -1,7 +1,7 @@
 """Measures what the audit finds on veil's own output of the WIDER dev photos, and what it costs.
 
     .venv/bin/python benchmarks/bench_audit.py [--masks solid,blur,mosaic] [--limit N] [--min-face 40]
-        [--stride N [--offset K]] [--before-after] [--leave-one-out] [--hog-hits]
+        [--stride N [--offset K]] [--before-after] [--leave-one-out] [--hog-hits] [--weak-blur]
 
 For every dev photo with a ground-truth face at least --min-face px tall (smaller faces are never
 dlib-matchable, so photos without one add nothing to the match figures), and for each mask style:
@@ -30,6 +30,10 @@ faces still reported (a finding covering >= 30 % of it), by any check and by the
 --hog-hits only runs dlib HOG on each chosen original, labels each hit by the ground truth (IoU
 >= 0.3) and prints its HOG score and veil's zoomed re-scan score (audit/confirm.py): the figures
 the audit's bounds CONFIRM_SCORE and STRONG_HOG_SCORE were set from.
+
+--weak-blur only blurs every ground-truth face of each original with a 7x7 Gaussian, audits that
+against the original, and counts the photos the audit reports (issue 18's "the weak blur must
+still be reported on every photo"; --min-face 0 takes all 183).
 
 Printed: per mask, the share of dlib-matchable faces still matchable, every check's finding
 count, and the audit's seconds per image against the redaction's (ratio). Outputs are written
@@ -112,6 +116,38 @@ def leave_one_out(image: Path, output: Path, report: AuditReport, truth: list[li
             "second_old": bool(second or demoted)}
 
 
+def weak_blur(images: list[tuple[Path, list[list[float]]]], tmp: Path) -> None:
+    """Blur every ground-truth face of each photo with a 7x7 Gaussian (what tests/test_audit.py
+    does on 3 photos), audit the result against the original, and count the photos reported."""
+    import cv2
+
+    reported, kinds, seconds = 0, Counter(), 0.0
+    quiet: list[str] = []
+    for n, (image, truth) in enumerate(images, 1):
+        pixels = read_image(image).pixels.copy()
+        for x, y, w, h in (tuple(int(round(v)) for v in box) for box in truth):
+            x, y = max(0, x), max(0, y)
+            if w > 0 and h > 0:
+                pixels[y:y + h, x:x + w] = cv2.GaussianBlur(pixels[y:y + h, x:x + w], (7, 7), 0)
+        weak = tmp / f"weak{image.suffix}"
+        Image.fromarray(pixels).save(weak, quality=95)
+        started = time.perf_counter()
+        report = audit_file(image, weak)
+        seconds += time.perf_counter() - started
+        weak.unlink()
+        if report.clean:
+            quiet.append(image.name)
+        else:
+            reported += 1
+            kinds.update({f.kind.value for f in report.findings})
+        if n % 20 == 0 or n == len(images):
+            print(f"  {n}/{len(images)} photos", flush=True)
+    print(f"weak 7x7 blur on every face: reported on {reported}/{len(images)} photos; photos with "
+          f"each finding: {dict(kinds)}; audit {seconds / max(1, len(images)):.2f} s/photo")
+    if quiet:
+        print(f"  not reported: {quiet}")
+
+
 def hog_hits(images: list[tuple[Path, list[list[float]]]]) -> None:
     """dlib HOG's hits on the originals, true or not, with their HOG and zoomed re-scan scores."""
     from veil.audit.confirm import zoom_score
@@ -149,6 +185,9 @@ def main() -> None:
                         help="only measure HOG hits on the originals (see the docstring)")
     parser.add_argument("--left-out-px", type=int, default=40,
                         help="--leave-one-out pastes back a face at least this tall")
+    parser.add_argument("--weak-blur", action="store_true",
+                        help="only: blur every face 7x7 and count the photos the audit reports "
+                             "(use --min-face 0 for every photo)")
     parser.add_argument("--json", type=Path, help="also write the per-image rows here, as they come")
     args = parser.parse_args()
     if args.json:
@@ -157,6 +196,10 @@ def main() -> None:
     images = photos(args.gt, args.min_face, args.limit, args.stride, args.offset)
     if args.hog_hits:
         hog_hits(images)
+        return
+    if args.weak_blur:
+        with tempfile.TemporaryDirectory() as tmp:
+            weak_blur(images, Path(tmp))
         return
     print(f"{len(images)} dev photos with a face >= {args.min_face} px; masks: "
           f"{', '.join(m.value for m in masks)}", flush=True)

@@ -31,4 +31,6 @@ def test_sure_margins_cover_every_face_full_margins_cover(preset, wider_gt, wide
         faces += len(gt)
     assert faces > 100
     assert lost == []  # a face the full margins covered is still covered
-    assert masked_sure < 0.9 * masked_full  # and the masks are smaller
+    # And the masks are smaller: 0.91x the full margins' pixels on these photos (under 0.9x before
+    # close-ups, faces >= 0.35 of the frame's height, kept full margins: presets.SURE_MARGINS).
+    assert masked_sure < 0.95 * masked_full
