@@ -138,3 +138,18 @@ def redact_in_background(src: Path, target: Path, **popen: object) -> subprocess
         raise AssertionError("the encoder never started writing, or finished before the signal; "
                              "use a longer clip")
     return proc
+
+
+def example_photos(folder: Path, count: int, smallest: int = 256) -> list[Path]:
+    """`count` distinct small photos with a face: the bundled astronaut, each a 16 px larger square
+    than the last (distinct content, so each is its own ledger row)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with Image.open(ROOT / "examples" / "astronaut.jpg") as example:
+        for i in range(count):
+            path = folder / f"photo{i:02d}.jpg"
+            example.resize((smallest + 16 * i, smallest + 16 * i)).save(path, quality=90)
+            paths.append(path)
+    return paths

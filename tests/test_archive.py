@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import EXAMPLE
-from helpers import run_cli
+from helpers import example_photos, run_cli
 from veil._types import Config, FileReport
 from veil.archive import LEDGER_NAME, Ledger, LedgerError, State
 from veil.archive.driver import MAX_TRIES, BatchSettings, run_batch
@@ -23,18 +23,6 @@ from veil.archive.worker import Outcome, Task, lost
 from veil.batch import Job
 
 TEMP_MARK = ".veil-partial-"
-
-
-def _photos(folder: Path, count: int) -> list[Path]:
-    """`count` distinct small photos with a face (the astronaut at different sizes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    with Image.open(EXAMPLE) as example:
-        for i in range(count):
-            path = folder / f"photo{i:02d}.jpg"
-            example.resize((256 + 16 * i, 256 + 16 * i)).save(path, quality=90)
-            paths.append(path)
-    return paths
 
 
 def _rows(out: Path) -> dict[str, tuple[State, int]]:
@@ -49,7 +37,7 @@ def _stamps(out: Path) -> dict[str, int]:
 
 def test_rerun_skips_done_and_redoes_changed_input_and_settings(tmp_path: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
-    photos = _photos(src, 3)
+    photos = example_photos(src, 3)
     first = run_cli("redact", src, "-o", out, "--jobs", "1")
     assert first.exit_code == 0, first.stderr
     assert set(_rows(out).values()) == {(State.DONE, 1)}
@@ -80,7 +68,7 @@ def test_rerun_skips_done_and_redoes_changed_input_and_settings(tmp_path: Path) 
 
 def test_failed_files_are_skipped_until_retried_or_changed(tmp_path: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
-    _photos(src, 2)
+    example_photos(src, 2)
     bad = src / "broken.jpg"
     bad.write_bytes(b"not a photo at all")
     first = run_cli("redact", src, "-o", out)
@@ -112,7 +100,7 @@ def test_failed_files_are_skipped_until_retried_or_changed(tmp_path: Path) -> No
 @pytest.mark.parametrize("content", [b"this is not a database, just text\n" * 100, "foreign", "empty-tables"])
 def test_a_corrupt_or_foreign_ledger_is_one_line_and_exit_2(tmp_path: Path, content: object) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
-    _photos(src, 1)
+    example_photos(src, 1)
     out.mkdir()
     ledger = out / LEDGER_NAME
     if isinstance(content, bytes):
@@ -201,7 +189,7 @@ def test_a_worker_killed_by_a_file_is_replaced_and_the_file_failed_after_max_tri
     from veil.archive.pool import LocalPool
 
     src, out = tmp_path / "in", tmp_path / "out"
-    photos = _photos(src, 3)
+    photos = example_photos(src, 3)
     out.mkdir()
     pool = LocalPool(2)
     plan_for = {photos[1]: KillerPlan()}
@@ -240,7 +228,7 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     monkeypatch.delitem(sys.modules, "veil.archive.ray_runner", raising=False)
-    [photo] = _photos(tmp_path / "in", 1)
+    [photo] = example_photos(tmp_path / "in", 1)
     result = run_cli("redact", photo, "-o", tmp_path / "out.jpg", "--ray", "auto")
     assert result.exit_code == 2
     assert "pip install 'veil[ray]'" in result.stderr and "Traceback" not in result.stderr
@@ -296,7 +284,7 @@ def test_sigkill_halfway_then_resume_skips_exactly_the_done_files(tmp_path: Path
     exactly what the ledger recorded as done, redoes the rest, and ends byte for byte where an
     uninterrupted run ends, with no temporary file left anywhere."""
     src, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
-    photos = _photos(src, 12)
+    photos = example_photos(src, 12)
     uninterrupted = run_cli("redact", src, "-o", reference, "--jobs", "2")
     assert uninterrupted.exit_code == 0, uninterrupted.stderr
 
@@ -350,7 +338,7 @@ def test_sigkill_halfway_then_resume_skips_exactly_the_done_files(tmp_path: Path
 
 
 def test_an_input_named_twice_is_done_once(tmp_path: Path) -> None:
-    [photo] = _photos(tmp_path / "in", 1)
+    [photo] = example_photos(tmp_path / "in", 1)
     out = tmp_path / "out"
     result = run_cli("redact", photo, tmp_path / "in" / ".." / "in" / photo.name, "-o", out)
     assert result.exit_code == 0, result.stderr

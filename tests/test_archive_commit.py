@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from conftest import EXAMPLE
-from helpers import run_cli
+from helpers import example_photos, run_cli
 from veil._atomic import TEMP_MARK, staged_output
 from veil._types import Config, FileReport
 from veil.archive import LEDGER_NAME, Ledger, State
@@ -79,17 +78,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _photos(folder: Path, count: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    with Image.open(EXAMPLE) as example:
-        for i in range(count):
-            path = folder / f"photo{i:02d}.jpg"
-            example.resize((224 + 16 * i, 224 + 16 * i)).save(path, quality=90)
-            paths.append(path)
-    return paths
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -104,7 +92,7 @@ def test_sigkill_inside_the_commit_window_is_finished_not_redone(tmp_path: Path,
     staged output into place (same inode, same bytes, same ledger timings and tries) and does only
     the file that had not started."""
     src, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
-    photos = _photos(src, 3)
+    photos = example_photos(src, 3, smallest=224)
     clean = run_cli("redact", src, "-o", reference, "--jobs", "1")
     assert clean.exit_code == 0, clean.stderr
 
@@ -155,7 +143,7 @@ def test_sigkill_inside_the_commit_window_with_worker_processes(tmp_path: Path) 
     while the other worker may be mid-file or finished but unrecorded. The rerun moves the done
     file into place and redoes exactly the files not recorded done."""
     src, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
-    photos = _photos(src, 5)
+    photos = example_photos(src, 5, smallest=224)
     clean = run_cli("redact", src, "-o", reference, "--jobs", "2")
     assert clean.exit_code == 0, clean.stderr
 
