@@ -104,8 +104,8 @@ class _Pipeline:
         """Run the stages over one segment; a change of the detector's scale (the governor)
         ends one run of the stages, flushing the frames they hold, and starts the next."""
         self._segment_over = False
+        governor = self.governor
         while not self._segment_over:
-            governor = self.governor
             stages, _ = live_stages(self.options.config, start.rate, self.options.delay_s,
                                     self.options.detector, scale=governor.factor)
             reduced = governor.level > 0
@@ -133,7 +133,8 @@ class _Pipeline:
                 return
             waited = time.monotonic()
             item = self.events.get()
-            self.governor.idle(time.monotonic() - waited)
+            now = time.monotonic()
+            self.governor.idle(now - waited)
             if isinstance(item, SegmentEnd):
                 self._segment_over = True
                 return
@@ -142,7 +143,7 @@ class _Pipeline:
                 self._segment_over = True
                 return
             assert isinstance(item, Picture)
-            if time.monotonic() >= self.clock.due(item.slot):
+            if now >= self.clock.due(item.slot):
                 self.stats.add(dropped=1)
                 self.governor.late()
                 continue
