@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -223,6 +222,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """SIGTERM a server, and SIGKILL it if it has not gone within 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class Nginx:
     """Debian's nginx with the RTMP module, on a free loopback port, in a private folder."""
 
@@ -263,13 +273,7 @@ class Nginx:
         return f"rtmp://127.0.0.1:{self.port}/{app}/{key}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 class Publisher(threading.Thread):
@@ -415,13 +419,7 @@ class RtspServer:
             raise RuntimeError(f"the RTSP server did not start: {self.process.stderr.read() if self.process.stderr else ''}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 class Viewer(threading.Thread):
