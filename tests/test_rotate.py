@@ -14,7 +14,8 @@ import pytest
 from veil._types import Config, Detections, DetectPreset
 from veil.detect.base import StaticDetector
 from veil.detect.faces import DetectorSettings
-from veil.detect.rotate import Rotated, merge_views, rotate_boxes, rotate_frame, unrotate
+from veil.detect.rotate import (MEMORY, Rotated, merge_views, rotate_boxes, rotate_frame, standing_view,
+                               unrotate, view_evidence)
 from veil.pipeline import still_stages, video_stages
 from veil.presets import STILL, rotations
 
@@ -97,6 +98,62 @@ def test_wrapper_drops_weak_boxes_seen_only_sideways_when_asked() -> None:
     assert len(Rotated(TallOnly(), min_score=0.5)(frame)) == 1
     with pytest.raises(ValueError):
         Rotated(TallOnly(), turns=(0, 1))
+
+
+class Scripted:
+    """A detector that answers each call with the next of its scripted score lists: Rotated calls
+    it on the frame as given, then turned once, then three times. Boxes sit apart on a diagonal."""
+
+    def __init__(self, script: list[list[float]]) -> None:
+        self.script = list(script)
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        scores = self.script.pop(0)
+        boxes = [[10.0 * i, 10.0 * i, 10.0 * i + 8, 10.0 * i + 8] for i in range(len(scores))]
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))
+
+
+FRAME = np.zeros((100, 100, 3), np.uint8)  # square: the turned views' boxes stay inside
+
+
+def test_the_view_where_sure_faces_stand_upright_keeps_its_weak_faces() -> None:
+    # Two sure faces and a weak one sideways, nothing upright: the camera was on its side, so the
+    # weak face is kept as it would be in an upright frame.
+    found = Rotated(Scripted([[], [0.8, 0.7, 0.1], []]), min_score=0.15)(FRAME)
+    assert sorted(found.scores.tolist()) == pytest.approx([0.1, 0.7, 0.8])
+    # One sure box is not enough to turn the picture: a texture can score that.
+    found = Rotated(Scripted([[], [0.8, 0.1], []]), min_score=0.15)(FRAME)
+    assert found.scores.tolist() == pytest.approx([0.8])
+    # Nor are as many sure faces upright as sideways: the frame as given stays the upright one.
+    found = Rotated(Scripted([[0.9, 0.6], [0.8, 0.7, 0.1], []]), min_score=0.15)(FRAME)
+    assert min(found.scores.tolist()) > 0.15
+    assert len(found) == 4
+
+
+def test_standing_view_needs_a_margin_and_two_sure_faces() -> None:
+    assert standing_view(np.array([0.0, 0.0, 0.0])) == 0
+    assert standing_view(np.array([0.0, 0.9, 0.0])) == 0  # under STANDING_LEAST
+    assert standing_view(np.array([0.0, 0.0, 1.5])) == 2
+    assert standing_view(np.array([1.0, 1.9, 0.0])) == 0  # under twice the frame's own
+    assert standing_view(np.array([1.0, 2.0, 0.0])) == 1
+    sure = Detections(np.zeros((3, 4), np.float32), np.array([0.9, 0.5, 0.49], np.float32))
+    assert view_evidence([sure, Detections.empty()]).tolist() == pytest.approx([1.4, 0.0])
+
+
+def test_video_remembers_which_way_is_up_but_a_texture_does_not_add_up() -> None:
+    # Video (memory): one decisive detector frame, then one where the sideways faces all dip
+    # under the sure score; the weak faces are still kept there, for a while.
+    rolled = Rotated(Scripted([[], [0.8, 0.7], [], [], [0.3, 0.1], [], [], [0.3, 0.1], []]),
+                     min_score=0.15, memory=MEMORY)
+    rolled(FRAME)
+    assert len(rolled(FRAME)) == 2  # 1.5 x 0.7 = 1.05: still upright sideways
+    assert len(rolled(FRAME)) == 1  # 0.74: no longer; the 0.1 box is dropped again
+    # A still has no memory: the same second frame keeps only what passes the floor.
+    still = Rotated(Scripted([[], [0.3, 0.1], []]), min_score=0.15)
+    assert len(still(FRAME)) == 1
+    # The same 0.6 texture sideways on every frame never makes that view the upright one.
+    texture = Rotated(Scripted([[], [0.6, 0.1], []] * 10), min_score=0.15, memory=MEMORY)
+    assert all(len(texture(FRAME)) == 1 for _ in range(10))
 
 
 def test_thorough_searches_stills_sideways_and_video_only_when_the_camera_rolls() -> None:

@@ -31,7 +31,7 @@ from ._types import Config, Detections, FileReport, FrameScan, MaskRegions
 from .detect.base import Detector
 from .detect.dequantise import Dequantised, is_quantised
 from .detect.faces import DetectorSettings, FaceDetector
-from .detect.rotate import Rotated
+from .detect.rotate import MEMORY, Rotated
 from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
 from .media.video import VideoReader, VideoWriter
@@ -97,7 +97,7 @@ def _turned(detector: Detector, config: Config, video: bool = False) -> Detector
     """veil's own detector, also run on the frame turned sideways where the preset (stills) or
     Config.roll (video) asks for it (detect/rotate.py). A caller's detector is used as given."""
     turns = rotations(config, video)
-    return Rotated(detector, turns, ROTATED_MIN_SCORE) if turns else detector
+    return Rotated(detector, turns, ROTATED_MIN_SCORE, memory=MEMORY if video else 0.0) if turns else detector
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,

@@ -17,6 +17,17 @@ from .nms import nms
 
 # Quarter turns, counter-clockwise as np.rot90 turns: 1 is 90 degrees, 3 is 270 degrees.
 SIDEWAYS: tuple[int, ...] = (1, 3)
+# A box at least this sure is a face, not a texture: the view holding most such faces (by summed
+# score) is the one in which the picture stands upright.
+SURE_FACE_SCORE = 0.5
+# A turned view is taken for upright when its sure faces outweigh the frame's as given this many
+# times, and add up to at least this (two faces at 0.5, in one frame). In video a view's evidence
+# is the most any recent detector frame gave it, each earlier one weighing `MEMORY` times less per
+# frame: the camera rolls slowly next to the detector's rate, and faces dip in score now and then.
+# The most, not the sum: a texture one view scores as a sure face frame after frame would add up.
+STANDING_MARGIN = 2.0
+STANDING_LEAST = 1.0
+MEMORY = 0.7
 
 
 def rotate_frame(frame: np.ndarray, turns: int) -> np.ndarray:
@@ -59,6 +70,28 @@ def unrotate(found: Detections, turns: int, width: int, height: int) -> Detectio
     return Detections(boxes, found.scores, lm, found.track_ids, found.sources)
 
 
+def view_evidence(views: list[Detections], sure: float = SURE_FACE_SCORE) -> np.ndarray:
+    """Per view, the summed score of its boxes scoring at least `sure`: how many faces the
+    detector is sure of stand upright in it."""
+    return np.array([float(v.scores[v.scores >= sure].sum()) if len(v) else 0.0 for v in views])
+
+
+def standing_view(evidence: np.ndarray, margin: float = STANDING_MARGIN,
+                  least: float = STANDING_LEAST) -> int:
+    """The index of the view in which the picture stands upright: a turned view whose evidence
+    (`view_evidence`) is at least `least` and `margin` times the first view's; else 0 (the frame
+    as given).
+
+    Why: a camera that rolls, or a photo taken with the camera on its side, turns every face in
+    the picture alike, so the faces the detector is sure of show which way is up for the rest.
+    The margin, because a sideways view now and then scores a texture as a sure face too.
+    """
+    if len(evidence) < 2:
+        return 0
+    best = 1 + int(np.argmax(evidence[1:]))
+    return best if evidence[best] >= least and evidence[best] >= margin * evidence[0] else 0
+
+
 def merge_views(views: list[Detections], iou: float = 0.4) -> Detections:
     """All views' boxes, one per face: greedy NMS keeps the best-scored box of each overlap.
 
@@ -76,26 +109,37 @@ class Rotated:
 
     Boxes found only in a turned view are kept when their score reaches `min_score` (0: whatever
     the wrapped detector keeps): a sideways view shows the detector textures it has never been
-    trained to reject, and a large false box costs much image area.
+    trained to reject, and a large false box costs much image area. The exception is the turned
+    view in which the picture stands upright (`standing_view`: the camera was on its side): there
+    the faces are upright, so it keeps all the wrapped detector keeps, as the frame as given
+    does. Without that, a face the preset finds at a low score upright was lost in footage filmed
+    sideways (benchmarks/roll_clips.py).
     """
 
     def __init__(self, detector: Detector, turns: tuple[int, ...] = SIDEWAYS,
-                 min_score: float = 0.0, iou: float = 0.4) -> None:
+                 min_score: float = 0.0, iou: float = 0.4, memory: float = 0.0) -> None:
         if any(t % 4 == 0 for t in turns):
             raise ValueError(f"turns must not include the upright view, got {turns}")
         self.detector = detector
         self.turns = tuple(turns)
         self.min_score = min_score
         self.iou = iou
+        self.memory = memory  # 0 for stills; video: MEMORY (one Rotated per video)
+        self._evidence = np.zeros(1 + len(self.turns))
 
     def __call__(self, frame: np.ndarray) -> Detections:
         height, width = frame.shape[:2]
         views = [self.detector(frame)]
         for turns in self.turns:
-            found = unrotate(self.detector(rotate_frame(frame, turns)), turns, width, height)
-            views.append(found[found.scores >= self.min_score] if self.min_score > 0 else found)
+            views.append(unrotate(self.detector(rotate_frame(frame, turns)), turns, width, height))
+        if self.min_score > 0:
+            self._evidence = np.maximum(self.memory * self._evidence, view_evidence(views))
+            upright = standing_view(self._evidence)
+            views = [found if i in (0, upright) else found[found.scores >= self.min_score]
+                     for i, found in enumerate(views)]
         return merge_views(views, self.iou)
 
 
-__all__ = ["SIDEWAYS", "Rotated", "rotate_frame", "rotate_points", "rotate_boxes", "unrotate",
+__all__ = ["SIDEWAYS", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST",
+           "MEMORY", "Rotated", "view_evidence", "standing_view", "rotate_frame", "rotate_points", "rotate_boxes", "unrotate",
            "merge_views"]
