@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,25 @@ def test_ctrl_c_and_sigterm_mid_file_do_not_count_as_tries(tmp_path: Path) -> No
     assert done.exit_code == 0, done.stderr
     assert _rows(out) == {first.name: (State.DONE, 1), victim: (State.DONE, 2), last.name: (State.DONE, 1)}
 
+
+
+def test_sigterm_to_a_pool_driver_mid_batch_costs_its_workers_files_nothing(tmp_path: Path) -> None:
+    """A real `--jobs 2` driver is told to stop while its workers write: each file they were on
+    goes back to pending with no try counted, and their partial outputs go."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    example_photos(src, 6)
+    driver = subprocess.Popen([sys.executable, "-m", "veil", "redact", str(src), "-o", str(out),
+                               "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None and not (out.is_dir() and _temps(out)):
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 143, stderr
+    rows = _rows(out)
+    assert any(state is State.PENDING for state, _ in rows.values()), "the batch ended before the signal"
+    assert all(tries == (1 if state is State.DONE else 0) for state, tries in rows.values()), rows
+    assert not _temps(tmp_path)
 
 # --- The driver and the ledger with stand-in executors (no detector) ---------------------------
 
