@@ -6,10 +6,14 @@ processes, Ray). Per input:
 - done before with the same content and settings, and its output still there: skipped;
 - failed before with the same content and settings: skipped, unless `retry_failed`;
 - anything else (new, changed content, changed settings, or left `running` by a killed run): done,
-  replacing the output this ledger says it wrote for that input.
+  replacing the output this ledger says it wrote for that input. Files a killed run left unsettled
+  are done after the others, so one that kills veil does not hold the rest of the batch back.
 
-A worker that dies on a file costs that file one try; after `max_tries` the file is failed with
-the reason and the batch goes on.
+A worker that dies on a file costs that file one try, and so does veil itself dying while working
+on it (a crash in native code or the OOM killer in an in-process run, a SIGKILL): the ledger keeps
+the count across runs. After `max_tries` the file is failed with the reason and the batch goes on;
+`retry_failed` gives it a fresh count. A batch stopped gracefully (Ctrl-C, SIGTERM, an error of
+its own) gives its files in flight their tries back: they did not stop it.
 
 A finished file is committed in two steps: the ledger records it done, naming the temporary file
 the worker left its output in, and only then is that file moved to the final path. A kill at any
@@ -84,6 +88,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
     skipped = Skipped([], [])
     todo: list[tuple[Task, str, str, str]] = []  # (task, ledger key, content hash, settings hash)
     immediate: list[tuple[Job, str, FileReport]] = []
+    exhausted: list[tuple[Task, str, str, str]] = []  # veil died on these max_tries times: failed
     wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
     job_keys: list[str] = [""] * len(jobs)
     claimed: dict[str, Path] = {}  # ledger key -> the output it writes
@@ -140,18 +145,21 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             config = replace(config, threads=min(settings.machine_slots, per_slot * slots))
         if row is not None and (row.state is State.RUNNING or row.staged is not None):
             remove_partials(target)  # what a SIGKILLed run left beside the output
-        task = Task(job.source, target, config, settings.overwrite or ours, edits, slots)
-        todo.append((task, key, digest, wanted))
+        tried = _tried(row, digest, wanted)
+        task = Task(job.source, target, config, settings.overwrite or ours, edits, slots, tried + 1)
+        (exhausted if tried >= settings.max_tries else todo).append((task, key, digest, wanted))
+    todo.sort(key=lambda entry: entry[0].attempt > 1)  # unsettled by a killed run: last
     if ledger is not None:
         for key in unpublished:  # not inputs of this run; their outputs are in place now
             if rows[key].state is State.DONE:
                 ledger.published(key)
-        ledger.plan([(key, digest, wanted, str(task.target)) for task, key, digest, wanted in todo]
+        ledger.plan([(key, digest, wanted, str(task.target))
+                     for task, key, digest, wanted in todo + exhausted]
                     + [(key, "", "", str(job.target or "")) for job, key, _ in immediate])
     if on_plan is not None:
-        on_plan(skipped, len(todo) + len(immediate))
+        on_plan(skipped, len(todo) + len(immediate) + len(exhausted))
 
-    counts = Counts(total=len(todo) + len(immediate))
+    counts = Counts(total=len(todo) + len(immediate) + len(exhausted))
 
     def record(key: str, report: FileReport, task: Task | None = None, staged: Path | None = None) -> None:
         if task is not None and staged is not None:
@@ -176,37 +184,60 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         if ledger is not None:
             ledger.start(key)
         record(key, report)
+    for task, key, _, _ in exhausted:  # its tries were counted when veil died on them
+        record(key, failed_report(task.source, RedactionError(
+            f"veil stopped while working on this file {task.attempt - 1} times (it may crash "
+            "veil); --retry-failed tries it again")))
 
     keys = {task.source: key for task, key, _, _ in todo}
     queue = collections.deque(task for task, _, _, _ in todo)
-    unrecorded: Path | None = None  # a finished output not yet handed to record()
+    in_flight: set[str] = set()  # started in the ledger, outcome not yet recorded
+    unrecorded: tuple[str, Path] | None = None  # a finished output not yet handed to record()
     try:
         while queue or executor.busy():
             while queue and executor.can_take(queue[0]):
                 task = queue.popleft()
                 if ledger is not None:
                     ledger.start(keys[task.source])
+                in_flight.add(keys[task.source])
                 executor.submit(task)
             task, outcome = executor.wait()
-            unrecorded = outcome.staged
             key = keys[task.source]
-            if outcome.fatal is not None:
-                if ledger is not None:
-                    ledger.requeue(key, outcome.fatal)
+            unrecorded = (key, outcome.staged) if outcome.staged is not None else None
+            if outcome.fatal is not None:  # the installation's fault: the finally gives the try back
                 raise ModelError(outcome.fatal)
             report = _retry_or_fail(task, outcome, settings.max_tries)
             if report is None:
                 if ledger is not None:
                     ledger.requeue(key, outcome.report.error or "")
+                in_flight.discard(key)
                 queue.append(replace(task, attempt=task.attempt + 1))
                 continue
             record(key, report, task, outcome.staged if report.ok else None)
+            in_flight.discard(key)
             unrecorded = None
     finally:
-        if unrecorded is not None and ledger is None:  # stopped (Ctrl-C) before it was published:
-            _discard(unrecorded)  # no ledger, so no later run would find it
-        executor.close()
+        try:
+            executor.close()  # a stopped worker deletes its partial output
+        finally:
+            _stopped(ledger, in_flight, unrecorded)
     return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _stopped(ledger: Ledger | None, in_flight: set[str], unrecorded: tuple[str, Path] | None) -> None:
+    """The batch stops with files in flight (Ctrl-C, SIGTERM, an error of the driver's own): this
+    process is alive, so none of them stopped it, and each gets its try back (Ledger.give_back).
+    Only a hard death (SIGKILL, a crash, the OOM killer) never gets here, and so counts.
+
+    A finished output not yet recorded is deleted with its row's try: no ledger, or a row back to
+    pending, means no later run would publish it. One recorded done is kept for the rerun to move.
+    """
+    given: set[str] = set()
+    if ledger is not None and in_flight:
+        with contextlib.suppress(VeilError):  # never hide what stopped the batch
+            given = ledger.give_back(in_flight)
+    if unrecorded is not None and (ledger is None or unrecorded[0] in given):
+        _discard(unrecorded[1])
 
 
 def _commit(ledger: Ledger | None, key: str, report: FileReport, staged: Path, target: Path,
@@ -272,6 +303,14 @@ def _key(source: Path) -> str:
         return str(source.resolve())
     except (OSError, RuntimeError):  # a link loop: its own absolute name (it fails as an input)
         return str(source.absolute())
+
+
+def _tried(row: Row | None, digest: str, wanted: str) -> int:
+    """The tries already spent on this content with these settings by runs that never settled it:
+    a row left pending or running by a killed run (Ledger.plan keeps that count, and no other)."""
+    if row is None or row.state not in (State.PENDING, State.RUNNING):
+        return 0
+    return row.attempts if (row.content_hash, row.settings_hash) == (digest, wanted) else 0
 
 
 def _done(row: Row, target: Path) -> bool:

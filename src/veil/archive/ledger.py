@@ -6,7 +6,13 @@ driver of a batch writes it (never a worker, local or on Ray), one statement per
 SQLite's journal keeps it whole through a SIGKILL at any moment.
 
 States: pending (planned, not started) -> running (handed to a worker) -> done | failed. A row
-found `running` when a batch starts belongs to a run that was killed: its file is redone.
+found `running` when a batch starts belongs to a run that died: its file is redone, unless veil
+has died on it `max_tries` times (the driver then fails it: it may be what kills veil).
+
+`attempts` counts the tries of the row's current content and settings since it last settled:
+`start` adds one, a batch stopped gracefully (Ctrl-C, SIGTERM) gives the try back, and planning
+the file again after it was done or failed, or with new content or settings, starts from zero.
+So it counts only the hard deaths (SIGKILL, a crash, the OOM killer) and the tries it was given.
 
 Done is written together with `staged`, the temporary name the worker left the output under,
 before the driver moves it into place; `staged` is cleared once it has. A done row whose `staged`
@@ -192,15 +198,19 @@ class Ledger:
                               self.path) from None
 
     def plan(self, entries: Iterable[tuple[str, str, str, str]]) -> None:
-        """Mark (source, content hash, settings hash, output) pending, in one transaction."""
+        """Mark (source, content hash, settings hash, output) pending, in one transaction.
+
+        A row left unsettled (pending or running) with the same content and settings keeps its
+        tries, so deaths add up across runs; any other row starts counting again."""
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO files (source, content_hash, settings_hash, state, output) "
                 "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT(source) DO UPDATE SET "
                 "content_hash=excluded.content_hash, settings_hash=excluded.settings_hash, "
                 "state='pending', output=excluded.output, error=NULL, started=NULL, finished=NULL, "
-                "seconds=NULL, report=NULL, staged=NULL, attempts=CASE WHEN files.state='failed' THEN 0 "
-                "ELSE files.attempts END",
+                "seconds=NULL, report=NULL, staged=NULL, attempts=CASE WHEN files.state IN "
+                "('pending', 'running') AND files.content_hash=excluded.content_hash AND "
+                "files.settings_hash=excluded.settings_hash THEN files.attempts ELSE 0 END",
                 [(_blob(source), content, wanted, _blob(output)) for source, content, wanted, output in entries])
 
     def start(self, source: str) -> None:
@@ -211,6 +221,24 @@ class Ledger:
         """A worker died on this file and it will be tried again: pending, with the reason kept."""
         self._write("UPDATE files SET state='pending', error=? WHERE source=?",
                     (_blob(error), _blob(source)))
+
+    def give_back(self, sources: Iterable[str]) -> set[str]:
+        """The batch was stopped (Ctrl-C, SIGTERM, an error of its own) while these files were
+        being worked on. That is not the files' doing: each one still `running` goes back to
+        pending with its try returned. A row already done (its output perhaps still staged) or
+        requeued is left as it is. Returns the rows changed."""
+        changed = set()
+        try:
+            with self._transaction():
+                for source in sources:
+                    cursor = self._db.execute(
+                        "UPDATE files SET state='pending', attempts=MAX(attempts-1, 0), started=NULL "
+                        "WHERE source=? AND state='running'", (_blob(source),))
+                    if cursor.rowcount:
+                        changed.add(source)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write the ledger: {exc}", self.path) from None
+        return changed
 
     def finish(self, source: str, report: FileReport, staged: Path | None = None) -> None:
         """Done or failed, in one statement. A done file whose output still sits at its temporary
