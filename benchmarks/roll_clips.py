@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/roll_clips.py [--seed 8] [--seconds 3] [--clips 3]
                                               [--views upright,cw,ccw,roll] [--settings balanced]
+                                              [--before] [--rotated-floors 0.05,0]
 
 A head-worn or handheld camera that rolls puts faces at 90 degrees in the frame, where CenterFace
 scores them low or not at all. `Config.roll` (`veil redact --roll`) also runs every detector pass
@@ -22,7 +23,9 @@ views:
 Each view is re-encoded as H.264 (PyAV) and redacted by veil with each setting, with and without
 `Config.roll`, and scored as bench_video.py scores: covered recall of faces >= 32 px, the longest
 run of frames any such face went unmasked, the median masked fraction of the frame and of the
-face area, and the seconds the redaction took.
+face area, and the seconds the redaction took. `--before` adds `--roll` as first built (every turned
+view under presets.ROTATED_MIN_SCORE, none taken for the upright one: rotate.standing_view off),
+`--rotated-floors` the same at other floors, each in the same run.
 """
 
 from __future__ import annotations
