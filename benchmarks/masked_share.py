@@ -53,7 +53,7 @@ def run(path: Path, preset: DetectPreset, keep: set[int]) -> tuple[list[float], 
         for frame, rows in track(detect(frames, stages.detector, stages.every, stages.prescale),
                                  stages.tracker):
             width, height = frame.size
-            plan = rows_and_regions(rows.detections, width, height, config, rows.grow)[0]
+            plan = rows_and_regions(rows.detections, width, height, config, rows.grow, stages.sure)[0]
             shares.append(float(boxes_coverage(plan.boxes, width, height).mean()))
             if frame.index in keep:
                 kept[frame.index] = (frame.pixels, plan)
