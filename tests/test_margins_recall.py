@@ -15,7 +15,7 @@ PHOTOS = 30  # the first dev photos: 3 of them crowds, faces of every size bucke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", [DetectPreset.FAST, DetectPreset.BALANCED])
+@pytest.mark.parametrize("preset", [DetectPreset.FAST, DetectPreset.BALANCED, DetectPreset.THOROUGH])
 def test_sure_margins_cover_every_face_full_margins_cover(preset, wider_gt, wider_dir) -> None:
     config = Config(detect=preset)
     lost, masked_full, masked_sure, faces = [], 0, 0, 0
@@ -33,4 +33,4 @@ def test_sure_margins_cover_every_face_full_margins_cover(preset, wider_gt, wide
     assert lost == []  # a face the full margins covered is still covered
     # And the masks are smaller: 0.91x the full margins' pixels on these photos (under 0.9x before
     # close-ups, faces >= 0.35 of the frame's height, kept full margins: presets.SURE_MARGINS).
-    assert masked_sure < 0.95 * masked_full
+    assert masked_sure < 0.95 * masked_full, masked_sure / masked_full

@@ -41,8 +41,9 @@ def test_plan_margins_and_clipping(box, width, height, expected) -> None:
         # Unsure, or carried by the tracker (score 0): the full 0.25 / 0.4 / 0.2.
         (DetectPreset.BALANCED, 0.29, (175, 160, 325, 320)),
         (DetectPreset.BALANCED, 0.0, (175, 160, 325, 320)),
-        # thorough keeps every margin.
-        (DetectPreset.THOROUGH, 0.9, (175, 160, 325, 320)),
+        # thorough too (issue 18: every face kept, less area).
+        (DetectPreset.THOROUGH, 0.9, (185, 176, 315, 312)),
+        (DetectPreset.THOROUGH, 0.2, (175, 160, 325, 320)),
     ],
 )
 def test_sure_boxes_get_smaller_margins(preset, score, expected) -> None:
