@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,3 +153,33 @@ def example_photos(folder: Path, count: int, smallest: int = 256) -> list[Path]:
             example.resize((smallest + 16 * i, smallest + 16 * i)).save(path, quality=90)
             paths.append(path)
     return paths
+
+
+class OneAtATime:
+    """A stand-in executor for veil.archive's driver: one task at a time, answered by
+    `answer(task)` (which may raise, as a Ctrl-C would). `tries` records (file name, attempt) of
+    every task submitted; `closed` says whether the driver closed it."""
+
+    def __init__(self, answer: Callable[..., object]) -> None:
+        self.answer = answer
+        self.tries: list[tuple[str, int]] = []
+        self._task: object = None
+        self.closed = False
+
+    def can_take(self, task: object) -> bool:
+        return self._task is None
+
+    def submit(self, task: object) -> None:
+        self.tries.append((task.source.name, task.attempt))  # type: ignore[attr-defined]
+        self._task = task
+
+    def busy(self) -> bool:
+        return self._task is not None
+
+    def wait(self) -> tuple[object, object]:
+        task, self._task = self._task, None
+        assert task is not None
+        return task, self.answer(task)
+
+    def close(self) -> None:
+        self.closed = True

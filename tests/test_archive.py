@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import EXAMPLE
-from helpers import example_photos, run_cli
+from helpers import OneAtATime, example_photos, run_cli
 from veil._types import Config, FileReport
 from veil.archive import LEDGER_NAME, Ledger, LedgerError, State
 from veil.archive.driver import MAX_TRIES, BatchSettings, run_batch
@@ -128,32 +128,11 @@ def test_status_without_a_ledger_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no veil ledger here" in result.stderr
 
 
-class _AlwaysLost:
-    """An executor whose every worker dies: the driver must give up on the file after MAX_TRIES."""
-
-    def __init__(self) -> None:
-        self.tries: list[int] = []
-        self._task: Task | None = None
-
-    def can_take(self, task: Task) -> bool:
-        return self._task is None
-
-    def submit(self, task: Task) -> None:
-        self._task = task
-
-    def busy(self) -> bool:
-        return self._task is not None
-
-    def wait(self) -> tuple[Task, Outcome]:
-        task, self._task = self._task, None
-        assert task is not None
-        self.tries.append(task.attempt)
-        if task.source.name == "ok.jpg":
-            return task, Outcome(FileReport(task.source, task.target, ok=True))
-        return task, lost(task, "the worker process died (killed by SIGKILL)")
-
-    def close(self) -> None:
-        pass
+def _always_lost(task: Task) -> Outcome:
+    """Every worker dies, except on ok.jpg: the driver must give up on the file after MAX_TRIES."""
+    if task.source.name == "ok.jpg":
+        return Outcome(FileReport(task.source, task.target, ok=True))
+    return lost(task, "the worker process died (killed by SIGKILL)")
 
 
 def test_a_file_that_kills_every_worker_fails_after_max_tries_and_the_batch_goes_on(tmp_path: Path) -> None:
@@ -162,14 +141,15 @@ def test_a_file_that_kills_every_worker_fails_after_max_tries_and_the_batch_goes
         path.write_bytes(EXAMPLE.read_bytes())
     out = tmp_path / "out"
     out.mkdir()
-    executor = _AlwaysLost()
+    executor = OneAtATime(_always_lost)
     seen: list[FileReport] = []
     with Ledger.open(out / LEDGER_NAME) as ledger:
         reports = run_batch([Job(deadly, out / "deadly.jpg"), Job(fine, out / "ok.jpg")],
                             BatchSettings(Config()), executor, ledger, check=lambda job: None,
                             on_result=lambda report, counts: seen.append(report))
         rows = ledger.rows()
-    assert executor.tries.count(1) == 2 and max(executor.tries) == MAX_TRIES
+    attempts = [attempt for _, attempt in executor.tries]
+    assert attempts.count(1) == 2 and max(attempts) == MAX_TRIES
     assert [r.ok for r in reports] == [False, True]
     assert reports[0].error == f"the worker process died (killed by SIGKILL); failed after {MAX_TRIES} tries"
     row = rows[str(deadly.resolve())]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE
-from helpers import example_photos, run_cli
+from helpers import OneAtATime, example_photos, run_cli
 from veil._atomic import TEMP_MARK, staged_output
 from veil._types import Config, FileReport
 from veil.archive import LEDGER_NAME, Ledger, State
@@ -179,33 +179,18 @@ def test_sigkill_inside_the_commit_window_with_worker_processes(tmp_path: Path) 
     assert not _temps(tmp_path)
 
 
-class _Staging:
-    """An executor that 'redacts' by copying the input to a staged file beside the target, as a
-    worker does, and answers with it; `submitted` says which files it was given."""
+def _staged_copy(task: Task) -> Outcome:
+    """'Redacts' by copying the input to a staged file beside the target, as a worker does."""
+    with staged_output(task.target) as tmp:
+        tmp.write_bytes(task.source.read_bytes())
+    return Outcome(FileReport(task.source, task.target, ok=True), staged=tmp)
+
+
+class _Staging(OneAtATime):
+    """An executor that answers every task with `_staged_copy`."""
 
     def __init__(self) -> None:
-        self.submitted: list[str] = []
-        self._task: Task | None = None
-
-    def can_take(self, task: Task) -> bool:
-        return self._task is None
-
-    def submit(self, task: Task) -> None:
-        self.submitted.append(task.source.name)
-        self._task = task
-
-    def busy(self) -> bool:
-        return self._task is not None
-
-    def wait(self) -> tuple[Task, Outcome]:
-        task, self._task = self._task, None
-        assert task is not None
-        with staged_output(task.target) as tmp:
-            tmp.write_bytes(task.source.read_bytes())
-        return task, Outcome(FileReport(task.source, task.target, ok=True), staged=tmp)
-
-    def close(self) -> None:
-        pass
+        super().__init__(_staged_copy)
 
 
 def _batch(jobs: list[Job], ledger: Ledger | None, executor: _Staging, after_each=None) -> list[FileReport]:  # type: ignore[no-untyped-def]
@@ -248,13 +233,13 @@ def test_a_staged_done_row_is_published_and_audited_once_not_resubmitted(tmp_pat
         executor = _Staging()
         [report] = _batch([job], ledger, executor, audit)
         row = ledger.rows()[str(source.resolve())]
-        assert executor.submitted == []
+        assert executor.tries == []
         assert report.ok and report.audit == {"clean": True} and audited == [job.target]
         assert job.target.stat().st_ino == inode and not tmp.exists()
         assert (row.state, row.staged, row.attempts) == (State.DONE, None, 1)
         assert row.report is not None and row.report["audit"] == {"clean": True}
         _batch([job], ledger, executor, audit)
-        assert executor.submitted == [] and audited == [job.target], "audited twice"
+        assert executor.tries == [] and audited == [job.target], "audited twice"
 
 
 def test_a_staged_output_whose_target_appeared_meanwhile_fails_and_leaves_it(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE
-from helpers import example_photos, run_cli
+from helpers import OneAtATime, example_photos, run_cli
 from veil._atomic import TEMP_MARK, staged_output
 from veil._errors import ModelError
 from veil._types import Config, FileReport
@@ -178,34 +178,6 @@ def _wanted() -> str:
     return settings_hash(Config(), None, "")
 
 
-class _Scripted:
-    """One task at a time; `answer(task)` says what comes back (or raises, as Ctrl-C would)."""
-
-    def __init__(self, answer) -> None:  # type: ignore[no-untyped-def]
-        self.answer = answer
-        self.tries: list[tuple[str, int]] = []
-        self._task: Task | None = None
-        self.closed = False
-
-    def can_take(self, task: Task) -> bool:
-        return self._task is None
-
-    def submit(self, task: Task) -> None:
-        self.tries.append((task.source.name, task.attempt))
-        self._task = task
-
-    def busy(self) -> bool:
-        return self._task is not None
-
-    def wait(self) -> tuple[Task, Outcome]:
-        task, self._task = self._task, None
-        assert task is not None
-        return task, self.answer(task)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def _ok(task: Task) -> Outcome:
     with staged_output(task.target) as tmp:
         tmp.write_bytes(task.source.read_bytes())
@@ -223,7 +195,7 @@ def _photos(tmp_path: Path, *names: str) -> tuple[list[Job], Path]:
     return jobs, out
 
 
-def _run(jobs: list[Job], ledger: Ledger, executor: _Scripted, **settings: object) -> list[FileReport]:
+def _run(jobs: list[Job], ledger: Ledger, executor: OneAtATime, **settings: object) -> list[FileReport]:
     return run_batch(jobs, BatchSettings(Config(), **settings), executor, ledger,  # type: ignore[arg-type]
                      check=lambda job: None, on_result=lambda report, counts: None)
 
@@ -240,7 +212,7 @@ def test_deaths_of_a_pool_driver_and_of_its_workers_add_up_to_max_tries(tmp_path
     """Two drivers died with the file in flight; the next run's worker dies on it once more: that
     is the third try, and the file is failed without a fourth."""
     [job], out = _photos(tmp_path, "a.jpg")
-    executor = _Scripted(lambda task: lost(task, "the worker process died (killed by SIGKILL)"))
+    executor = OneAtATime(lambda task: lost(task, "the worker process died (killed by SIGKILL)"))
     with Ledger.open(out / LEDGER_NAME) as ledger:
         _left_running(ledger, job, 2)
         [report] = _run([job], ledger, executor)
@@ -253,7 +225,7 @@ def test_deaths_of_a_pool_driver_and_of_its_workers_add_up_to_max_tries(tmp_path
 def test_a_file_veil_died_on_max_tries_times_is_failed_unsubmitted_and_retried_on_request(
         tmp_path: Path) -> None:
     jobs, out = _photos(tmp_path, "a.jpg", "b.jpg")
-    executor = _Scripted(_ok)
+    executor = OneAtATime(_ok)
     with Ledger.open(out / LEDGER_NAME) as ledger:
         _left_running(ledger, jobs[0], MAX_TRIES)
         reports = _run(jobs, ledger, executor)
@@ -274,7 +246,7 @@ def test_a_file_veil_died_on_max_tries_times_is_failed_unsubmitted_and_retried_o
 
 def test_one_try_short_of_max_it_is_tried_again_after_the_others(tmp_path: Path) -> None:
     jobs, out = _photos(tmp_path, "a.jpg", "b.jpg", "c.jpg")
-    executor = _Scripted(_ok)
+    executor = OneAtATime(_ok)
     with Ledger.open(out / LEDGER_NAME) as ledger:
         _left_running(ledger, jobs[0], MAX_TRIES - 1)
         assert all(r.ok for r in _run(jobs, ledger, executor))
@@ -316,7 +288,7 @@ def test_a_stopped_batch_gives_its_file_in_flight_the_try_back(tmp_path: Path) -
             raise KeyboardInterrupt
         return _ok(task)
 
-    executor = _Scripted(interrupted)
+    executor = OneAtATime(interrupted)
     with Ledger.open(out / LEDGER_NAME) as ledger:
         _left_running(ledger, jobs[1], 1)  # one hard death before: it still counts
         with pytest.raises(KeyboardInterrupt):
@@ -328,7 +300,7 @@ def test_a_stopped_batch_gives_its_file_in_flight_the_try_back(tmp_path: Path) -
 
 def test_a_broken_installation_costs_the_file_no_try(tmp_path: Path) -> None:
     [job], out = _photos(tmp_path, "a.jpg")
-    executor = _Scripted(lambda task: Outcome(FileReport(task.source, None, ok=False, error="no model"),
+    executor = OneAtATime(lambda task: Outcome(FileReport(task.source, None, ok=False, error="no model"),
                                               fatal="no model"))
     with Ledger.open(out / LEDGER_NAME) as ledger:
         with pytest.raises(ModelError):
@@ -361,6 +333,6 @@ def test_ctrl_c_before_a_finished_file_is_recorded_deletes_its_output_with_the_t
 
     [job], out = _photos(tmp_path, "a.jpg")
     with _StoppedBeforeDone.open(out / LEDGER_NAME) as ledger, pytest.raises(KeyboardInterrupt):
-        _run([job], ledger, _Scripted(_ok))
+        _run([job], ledger, OneAtATime(_ok))
     assert _rows(out) == {"a.jpg": (State.PENDING, 0)}
     assert not _temps(out) and not job.target.exists()
