@@ -140,6 +140,6 @@ class Rotated:
         return merge_views(views, self.iou)
 
 
-__all__ = ["SIDEWAYS", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST",
-           "MEMORY", "Rotated", "view_evidence", "standing_view", "rotate_frame", "rotate_points", "rotate_boxes", "unrotate",
-           "merge_views"]
+__all__ = ["SIDEWAYS", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST", "MEMORY", "Rotated",
+           "view_evidence", "standing_view", "rotate_frame", "rotate_points", "rotate_boxes",
+           "unrotate", "merge_views"]
