@@ -74,24 +74,31 @@ def cached_passes(truths: list[FrameTruth], images: Path, cache_path: Path
     return cache
 
 
+def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[str | int, ...],
+                        floor: float) -> Detections:
+    """Image i's detections as `FaceDetector` makes them with balanced's thresholds, from the
+    cached `passes`, the coarse ones (under 640 px) kept from `floor` on."""
+    settings = presets.STILL[DetectPreset.BALANCED]
+    parts = []
+    for key in passes:
+        if isinstance(key, int) and max(truth.width, truth.height) <= key * 1.25:
+            continue  # FaceDetector.passes: the frame is already that small
+        boxes, values = cache[(i, key)]
+        found = Detections(boxes, values)
+        parts.append(found[found.scores >= floor] if isinstance(key, int) and key < 640 else found)
+    merged = Detections.concat(parts)
+    kept = merged[settings.keep(merged)] if len(merged) else merged
+    return kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
+
+
 def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...], floor: float,
            closeup_share: float) -> list[FrameScore]:
-    settings = presets.STILL[DetectPreset.BALANCED]
     config = Config(detect=DetectPreset.BALANCED)
     threshold, factor = presets.SURE_MARGINS[DetectPreset.BALANCED][:2]
     sure = (threshold, factor, closeup_share) if closeup_share else (threshold, factor)
     scores = []
     for i, truth in enumerate(truths):
-        parts = []
-        for key in passes:
-            if isinstance(key, int) and max(truth.width, truth.height) <= key * 1.25:
-                continue  # FaceDetector.passes: the frame is already that small
-            boxes, values = cache[(i, key)]
-            found = Detections(boxes, values)
-            parts.append(found[found.scores >= floor] if isinstance(key, int) and key < 640 else found)
-        merged = Detections.concat(parts)
-        kept = merged[settings.keep(merged)] if len(merged) else merged
-        found = kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
+        found = balanced_detections(cache, i, truth, passes, floor)
         plan = mask_regions(found, truth.width, truth.height, config, sure=sure)
         scores.append(score_frame(truth.boxes, truth.ignore, found.boxes, found.scores, plan.boxes,
                                   truth.width, truth.height))

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import closeup_passes  # noqa: E402
 
 from veil import presets  # noqa: E402
-from veil._types import Config, Detections, DetectPreset  # noqa: E402
-from veil.detect.nms import iou_matrix, nms  # noqa: E402
+from veil._types import Config, DetectPreset  # noqa: E402
+from veil.detect.nms import iou_matrix  # noqa: E402
 from veil.evaluate import read_annotations, score_frame, summarise, xywh_to_xyxy  # noqa: E402
 from veil.media.image import read_image  # noqa: E402
 from veil.regions import mask_regions  # noqa: E402
@@ -67,21 +67,6 @@ def face_probability(net: ort.InferenceSession, pixels: np.ndarray, boxes: np.nd
     return net.run(None, {net.get_inputs()[0].name: batch})[-1][:, 1]
 
 
-def balanced(cache: dict, i: int, width: int, height: int) -> Detections:
-    """balanced's detections for photo i, replayed from the cache as closeup_passes.replay does."""
-    settings = presets.STILL[DetectPreset.BALANCED]
-    parts = []
-    for key in PASSES:
-        if isinstance(key, int) and max(width, height) <= key * 1.25:
-            continue
-        found = Detections(*cache[(i, key)])
-        coarse = isinstance(key, int) and key < 640
-        parts.append(found[found.scores >= presets.COARSE_MIN_SCORE] if coarse else found)
-    merged = Detections.concat(parts)
-    kept = merged[settings.keep(merged)] if len(merged) else merged
-    return kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder with rnet.onnx, onet.onnx")
@@ -98,7 +83,7 @@ def main() -> int:
     cache = pickle.loads(args.cache.read_bytes())
     rows = []
     for i, truth in enumerate(truths):
-        found = balanced(cache, i, truth.width, truth.height)
+        found = closeup_passes.balanced_detections(cache, i, truth, PASSES, presets.COARSE_MIN_SCORE)
         pixels = read_image(closeup_passes.DEV.parent / truth.image).pixels
         low = found.scores < SURE
         probabilities = {}
