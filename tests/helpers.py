@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,32 @@ class OneAtATime:
 
     def close(self) -> None:
         self.closed = True
+
+
+def keyframed_clip(path: Path, seconds: float, gop: int = 15, audio: bool = True) -> None:
+    """A 160x96 30 fps H.264 clip (B-frames, a keyframe every `gop` frames and nowhere else) with
+    a mono AAC tone: somewhere for a long video's segments to cut (veil/segments.py)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30, options={
+            "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast",
+            "crf": "18"})
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono") if audio else None
+        for i in range(int(seconds * 30)):
+            pixels = np.full((96, 160, 3), 60, np.uint8)
+            pixels[:, : (i * 3) % 160, 1] = 200
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            samples = int(seconds * 48000)
+            tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp",
+                                                   layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 
+from helpers import keyframed_clip
 from veil.archive import LEDGER_NAME, Ledger, State
 
 pytestmark = pytest.mark.slow  # starting a Ray cluster alone takes ~10 s
@@ -96,6 +98,8 @@ def test_ray_batch_survives_a_killed_worker(tmp_path: Path, cluster: str, wider_
     for name in names:
         shutil.copyfile(tmp_path / "render" / name, src / name)
     victim = names[0]
+    # A "long" video: 6 s, cut by --segment-minutes 0.025 (1.5 s) into 4 segments, one task each.
+    keyframed_clip(src / "long.mp4", 6.0)
 
     killed: list[int] = []
 
@@ -108,12 +112,24 @@ def test_ray_batch_survives_a_killed_worker(tmp_path: Path, cluster: str, wider_
                 return
             time.sleep(0.02)
 
+    ray_names: set[str] = set()  # the long video's tasks seen running
+    finished = threading.Event()
+
+    def watch_the_segments() -> None:
+        while not finished.wait(0.05):
+            ray_names.update(f"long.mp4#{n}" for n in range(1, 5) if _ray_task_pids(f"long.mp4#{n}"))
+
     killer = threading.Thread(target=kill_the_first_worker_on_the_victim, daemon=True)
     killer.start()
+    watcher = threading.Thread(target=watch_the_segments, daemon=True)
+    watcher.start()
     result = subprocess.run([sys.executable, "-m", "veil", "redact", str(src), "-o", str(out),
-                             "--ray", cluster], capture_output=True, text=True, timeout=400,
+                             "--ray", cluster, "--segment-minutes", "0.025"],
+                            capture_output=True, text=True, timeout=400,
                             env=dict(_ray_env(), NO_COLOR="1"))
     killer.join(1)
+    finished.set()
+    watcher.join(5)
     assert killed, f"no Ray worker was seen running {victim}:\n{result.stderr}"
     assert result.returncode == 0, result.stderr
     with Ledger.open(out / LEDGER_NAME) as ledger:
@@ -125,4 +141,10 @@ def test_ray_batch_survives_a_killed_worker(tmp_path: Path, cluster: str, wider_
     for name in rows:
         assert (out / name).stat().st_size > 0
     assert (rows[names[1]].report or {}).get("frames") == 30
+    # The long video's segments ran as Ray tasks, were joined, and their rows are gone.
+    assert (rows["long.mp4"].report or {}).get("frames") == 180
+    with av.open(str(out / "long.mp4")) as joined, av.open(str(src / "long.mp4")) as source:
+        assert [f.pts for f in joined.decode(video=0)] == [f.pts for f in source.decode(video=0)]
+    assert not [p for p in out.iterdir() if ".veil-segment-" in p.name]
+    assert len(ray_names) >= 2, f"the long video's segments were not seen as Ray tasks: {ray_names}"
     assert not [p for p in out.rglob("*") if TEMP_MARK in p.name]

@@ -40,6 +40,7 @@ from .pipeline import default_output, scan_file
 from .edits import PlanFile, load_plan
 from .archive.choose import auto_slots, default_ledger, executor_for
 from .archive.driver import BatchSettings, run_batch
+from .segments import SEGMENT_S
 from .archive.driver import Skipped as LedgerSkipped
 from .archive.ledger import Ledger, LedgerError
 from .archive.pool import InlineExecutor, machine_slots
@@ -246,7 +247,7 @@ _LOG_EVERY_S = 30.0
 def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bool,
              after_each: object = None, plan: PlanFile | None = None, *, slots: int = 1,
              ledger: Ledger | None = None, retry_failed: bool = False, ray: str | None = None,
-             plan_digest: str | None = None) -> list[FileReport]:
+             plan_digest: str | None = None, segment_s: float | None = SEGMENT_S) -> list[FileReport]:
     """Process every job (veil.archive drives it: ledger, workers, retries); a file's failure is
     reported and the batch goes on. A ModelError stops the batch instead: a missing or altered
     model would fail every remaining file the same way."""
@@ -296,7 +297,7 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
 
         settings = BatchSettings(config, overwrite, retry_failed, slots=slots,
                                  machine_slots=machine_slots(), plan=plan, plan_digest=plan_digest,
-                                 version=_version())
+                                 version=_version(), segment_s=segment_s)
         hook = after_each if callable(after_each) else None
         return run_batch(jobs, settings, executor, ledger, check, on_result, hook, on_plan)
 
@@ -421,6 +422,10 @@ def redact(
     ray: Annotated[Optional[str], typer.Option(
         "--ray", metavar="ADDRESS", help="Run the files as Ray tasks on this cluster (auto: the one "
         "RAY_ADDRESS names or one running here, else a new local one). Needs veil[ray].")] = None,
+    segment_minutes: Annotated[float, typer.Option(
+        "--segment-minutes", min=0.0, help="Cut videos at least twice this long into segments at "
+        "keyframes, redacted in parallel and joined; with a ledger, a stopped batch redoes only "
+        "unfinished segments (0: never cut).")] = SEGMENT_S / 60,
 ) -> None:
     """Mask every face in INPUTS and write clean copies without identifying metadata."""
     if keep_gps and not keep_metadata:
@@ -443,10 +448,12 @@ def redact(
             raise _BadArgument(exc.message, exc.path or plan_file) from None
     audit_hook = _audit_hook(config) if audit else None
     batch_ledger = _open_ledger(ledger or default_ledger(output, jobs_found), explicit=ledger is not None)
+    segment_s = segment_minutes * 60 or None
     try:
         reports = run_jobs(jobs_found, config, overwrite, show_progress=sys.stderr.isatty(),
-                           plan=edit_plan, after_each=audit_hook, slots=jobs or auto_slots(jobs_found),
-                           ledger=batch_ledger, retry_failed=retry_failed, ray=ray,
+                           plan=edit_plan, after_each=audit_hook,
+                           slots=jobs or auto_slots(jobs_found, segment_s), ledger=batch_ledger,
+                           retry_failed=retry_failed, ray=ray, segment_s=segment_s,
                            plan_digest=_digest(plan_file) if plan_file is not None else None)
     finally:
         if batch_ledger is not None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_output, check_target, staged_output
-from ._errors import OutputError, RedactionError, VeilError
+from ._errors import InputError, OutputError, RedactionError, VeilError
 from ._types import Config, Detections, FileReport, FrameScan, MaskRegions
 from .detect.base import Detector
 from .detect.dequantise import Dequantised, is_quantised
@@ -34,7 +34,7 @@ from .detect.faces import DetectorSettings, FaceDetector
 from .detect.rotate import MEMORY, Rotated
 from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
-from .media.video import VideoReader, VideoWriter
+from .media.video import VideoReader, VideoWriter, Window
 from .motion import with_motion
 from .paint import apply_masks, paint_frame
 from .presets import (
@@ -50,6 +50,7 @@ from .regions import SureMargins
 from .report import Tally
 from .runner import Consumer, Producer
 from .edits import Edits
+from .segments import Segment
 from .stages import PlannedFrame, StillFrame, chain
 from .track import TrackerSettings
 
@@ -159,6 +160,7 @@ class _Video:
     stages: StageSettings
     audio: bool
     kind: str = "video"
+    window: Window | None = None  # one segment of a long video (redact_segment)
     _decoder: Producer | None = None
     _packets: collections.deque[Any] = field(default_factory=collections.deque)
 
@@ -168,7 +170,8 @@ class _Video:
 
     def frames(self) -> Iterator[tuple[Any, np.ndarray | None]]:
         on_audio = self._packets.append if self.audio else None
-        self._decoder = Producer(lambda: with_camera(self.reader.frames(on_audio), self.stages),
+        self._decoder = Producer(lambda: with_camera(self.reader.frames(on_audio, self.window),
+                                                     self.stages),
                                  "veil-decode")
         return iter(self._decoder)
 
@@ -326,30 +329,75 @@ def redact_file(path: str | Path, out: str | Path | None = None, config: Config 
             check_still_suffix(path, target, source.still.format)
             if plan is not None:
                 plan.check_frame_count(1)
-        try:
-            with atomic_output(target, overwrite) if publish else staged_output(target) as tmp:
-                writer = source.writer(tmp, target, config)
-                try:
-                    for planned in planned_frames(source.frames(), source.stages, config, plan):
-                        writer.put(planned)
-                        tally.add(planned.regions, planned.lowest_score)
-                        if progress is not None:
-                            progress(tally.frames, max(source.total or 0, tally.frames) or None)
-                    writer.finish()
-                finally:
-                    writer.close()
-        except VeilError as exc:
-            if exc.path is None:
-                raise type(exc)(exc.message, path) from None
-            raise
-        except OSError as exc:
-            raise RedactionError(f"could not write {target}: {exc.strerror or exc}", path) from exc
+        with _named_errors(path, target), \
+                atomic_output(target, overwrite) if publish else staged_output(target) as tmp:
+            writer = source.writer(tmp, target, config)
+            try:
+                for planned in planned_frames(source.frames(), source.stages, config, plan):
+                    writer.put(planned)
+                    tally.add(planned.regions, planned.lowest_score)
+                    if progress is not None:
+                        progress(tally.frames, max(source.total or 0, tally.frames) or None)
+                writer.finish()
+            finally:
+                writer.close()
     if progress is not None:
         progress(tally.frames, tally.frames)
     report = tally.report(path, target if publish else tmp, source.kind, time.perf_counter() - started)
     if isinstance(source, _Video) and source.reader.salvaged is not None:
         report = replace(report, salvaged=source.reader.salvaged)
     return report
+
+
+def redact_segment(path: str | Path, target: Path, segment: Segment, part: Path,
+                   config: Config = Config(), progress: ProgressCallback | None = None) -> FileReport:
+    """Redact one segment of a long video (veil/segments.py) to `part`, for media/join.py.
+
+    The frames from the segment's lead-in to its lead-out go through the same stages as a whole
+    video, so the tracker sees what comes before and after the core; only the core's frames are
+    painted and written, encoded for `target`'s container (codec and settings) in an intermediate
+    one. Audio is left to the join. The report counts the core's frames only.
+    """
+    path = Path(path)
+    started = time.perf_counter()
+    tally = Tally()
+    with _open(path, config, None) as source:
+        if not isinstance(source, _Video):
+            raise InputError("only a video is redacted in segments", path)
+        source.audio = False
+        source.window = Window(segment.lead_in, segment.lead_out, segment.first_index)
+        with _named_errors(path, part), atomic_output(part, overwrite=True) as tmp:
+            writer = _VideoWriter(VideoWriter(tmp, target, source.reader.info, [], config),
+                                  collections.deque(), config)
+            try:
+                for planned in planned_frames(source.frames(), source.stages, config):
+                    pts = planned.frame.pts
+                    if pts < segment.start or (segment.end is not None and pts >= segment.end):
+                        continue
+                    writer.put(planned)
+                    tally.add(planned.regions, planned.lowest_score)
+                    if progress is not None:
+                        progress(tally.frames, segment.frames)
+                writer.finish()
+            finally:
+                writer.close()
+            if tally.frames != segment.frames:  # a part short of frames is never kept
+                raise RedactionError(f"{segment.name} decoded {tally.frames} of the "
+                                     f"{segment.frames} frames its packets hold", path)
+    return tally.report(path, part, "video", time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _named_errors(path: Path, written: Path) -> Iterator[None]:
+    """Every error below names the input (`path`); an OSError is one writing `written`."""
+    try:
+        yield
+    except VeilError as exc:
+        if exc.path is None:
+            raise type(exc)(exc.message, path) from None
+        raise
+    except OSError as exc:
+        raise RedactionError(f"could not write {written}: {exc.strerror or exc}", path) from exc
 
 
 # A still is written in its own format, so the output name must say that format.
@@ -373,7 +421,7 @@ def failed_report(path: Path, error: Exception) -> FileReport:
     return FileReport(path=path, output=None, ok=False, error=message)
 
 
-__all__ = ["redact_image", "redact_file", "scan_image", "scan_file", "planned_file", "default_output",
+__all__ = ["redact_image", "redact_file", "redact_segment", "scan_image", "scan_file", "planned_file", "default_output",
            "detector_for",
            "cached_detector", "planned_frames", "still_stages", "video_stages", "with_camera",
            "StageSettings", "ProgressCallback"]

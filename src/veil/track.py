@@ -191,6 +191,8 @@ class Tracker:
         `motion`: the 3x3 matrix mapping the previous frame's pixels to this one's (None: a
         still camera).
         """
+        if self._last_index < 0:  # the first frame: a segment of a long video starts mid-way
+            self._last_index = index - 1
         if index != self._last_index + 1:
             raise ValueError(f"frames must be pushed in order: expected {self._last_index + 1}, got {index}")
         if motion is not None and index > 0:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .._errors import MissingExtra
 from ..batch import Job
+from ..segments import SEGMENT_S, stated_seconds
 from .driver import is_video
 from .ledger import LEDGER_NAME
 from .pool import Executor, InlineExecutor, LocalPool, machine_slots
@@ -16,19 +17,29 @@ from .worker import VIDEO_SLOTS
 MIN_POOL_FILES = 4
 
 
-def auto_slots(jobs: list[Job]) -> int:
+def auto_slots(jobs: list[Job], segment_s: float | None = SEGMENT_S) -> int:
     """--jobs when not given: every CPU, but no more slots than the batch can fill, and no pool
-    when it could never run two files at once (videos on two CPUs: each takes both slots). Such a
+    when it could never run two tasks at once (videos on two CPUs: each takes both slots). Such a
     pool only adds a worker's start-up: six short clips ran at 0.77x the in-process speed on two
-    CPUs (benchmarks/bench_batch.py)."""
-    if len(jobs) < MIN_POOL_FILES:
+    CPUs (benchmarks/bench_batch.py). A long video counts once per segment it is cut into."""
+    tasks = [VIDEO_SLOTS if is_video(job.source) else 1
+             for job in jobs for _ in range(_pieces(job, segment_s))]
+    if len(tasks) < MIN_POOL_FILES:
         return 1
-    wanted = sum(VIDEO_SLOTS if is_video(job.source) else 1 for job in jobs)
-    slots = max(1, min(machine_slots(), wanted))
-    sizes = sorted(min(VIDEO_SLOTS, slots) if is_video(job.source) else 1 for job in jobs)
+    slots = max(1, min(machine_slots(), sum(tasks)))
+    sizes = sorted(min(size, slots) for size in tasks)
     if sizes[0] + sizes[1] > slots:
         return 1
     return slots
+
+
+def _pieces(job: Job, segment_s: float | None) -> int:
+    """About how many tasks a file makes: a video as long as several segments makes one per
+    segment (its header's duration is enough for an estimate)."""
+    if not segment_s or not is_video(job.source):
+        return 1
+    seconds = stated_seconds(job.source)
+    return int(seconds // segment_s) if seconds and seconds >= 2 * segment_s else 1
 
 
 def default_ledger(output: Path | None, jobs: list[Job]) -> Path | None:

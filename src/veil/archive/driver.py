@@ -39,9 +39,19 @@ from ..batch import Job
 from ..edits import PlanFile
 from ..media.kinds import VIDEO_SUFFIXES, require_regular_file
 from ..pipeline import default_output, failed_report
+from ..segments import Segment
 from .ledger import Ledger, Row, State, content_hash, settings_hash
 from .pool import Executor
 from .progress import Counts
+from .segmented import (
+    SEGMENT_S,
+    SegmentedFile,
+    part_done,
+    part_path,
+    segment_key,
+    segment_settings,
+    wanted_segments,
+)
 from .worker import VIDEO_SLOTS, Outcome, Task, remove_partials
 
 # How often a file may take a worker down with it before it is failed (the first try included).
@@ -59,6 +69,7 @@ class BatchSettings:
     plan: PlanFile | None = None
     plan_digest: str | None = None
     version: str = ""
+    segment_s: float | None = SEGMENT_S  # a video of two segments or more is split (None: never)
 
 
 @dataclass
@@ -89,6 +100,9 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
     todo: list[tuple[Task, str, str, str]] = []  # (task, ledger key, content hash, settings hash)
     immediate: list[tuple[Job, str, FileReport]] = []
     exhausted: list[tuple[Task, str, str, str]] = []  # veil died on these max_tries times: failed
+    groups: dict[str, SegmentedFile] = {}  # long videos redacted in segments, by the file's key
+    owner: dict[str, str] = {}  # segment key -> its file's key
+    segment_rows: list[tuple[str, str, str, str]] = []  # segments to plan in the ledger
     wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
     job_keys: list[str] = [""] * len(jobs)
     claimed: dict[str, Path] = {}  # ledger key -> the output it writes
@@ -147,6 +161,31 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             remove_partials(target)  # what a SIGKILLed run left beside the output
         tried = _tried(row, digest, wanted)
         task = Task(job.source, target, config, settings.overwrite or ours, edits, slots, tried + 1)
+        segments = _segments(task, settings) if tried < settings.max_tries else []
+        if segments:
+            # The file's own row is planned with the others; each segment gets one of its own.
+            group = groups[key] = SegmentedFile(task, key, segments)
+            exhausted_segment = False
+            for segment in segments:
+                skey, shash = segment_key(key, segment), segment_settings(wanted, segment)
+                srow, part = rows.get(skey), part_path(target, segment)
+                if part_done(srow, digest, shash, part):
+                    group.reports[segment.number] = replace(srow.file_report(), path=job.source)
+                    continue
+                if srow is not None and srow.state is State.RUNNING:
+                    remove_partials(part)
+                stried = _tried(srow, digest, shash)
+                exhausted_segment = exhausted_segment or stried >= settings.max_tries
+                owner[skey] = key
+                segment_rows.append((skey, digest, shash, str(part)))
+                todo.append((replace(task, segment=segment, part=part, attempt=stried + 1),
+                             skey, digest, shash))
+            if exhausted_segment:
+                exhausted.append((task, key, digest, wanted))
+                todo = [entry for entry in todo if owner.get(entry[1]) != key]
+                continue
+            segment_rows.append((key, digest, wanted, str(task.target)))
+            continue
         (exhausted if tried >= settings.max_tries else todo).append((task, key, digest, wanted))
     todo.sort(key=lambda entry: entry[0].attempt > 1)  # unsettled by a killed run: last
     if ledger is not None:
@@ -154,12 +193,14 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             if rows[key].state is State.DONE:
                 ledger.published(key)
         ledger.plan([(key, digest, wanted, str(task.target))
-                     for task, key, digest, wanted in todo + exhausted]
+                     for task, key, digest, wanted in todo + exhausted if key not in owner]
+                    + segment_rows
                     + [(key, "", "", str(job.target or "")) for job, key, _ in immediate])
+    files = len({owner.get(key, key) for _, key, _, _ in todo + exhausted} | set(groups))
     if on_plan is not None:
-        on_plan(skipped, len(todo) + len(immediate) + len(exhausted))
+        on_plan(skipped, files + len(immediate))
 
-    counts = Counts(total=len(todo) + len(immediate) + len(exhausted))
+    counts = Counts(total=files + len(immediate))
 
     def record(key: str, report: FileReport, task: Task | None = None, staged: Path | None = None) -> None:
         if task is not None and staged is not None:
@@ -185,24 +226,71 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             ledger.start(key)
         record(key, report)
     for task, key, _, _ in exhausted:  # its tries were counted when veil died on them
+        group = groups.pop(key, None)
         record(key, failed_report(task.source, RedactionError(
-            f"veil stopped while working on this file {task.attempt - 1} times (it may crash "
-            "veil); --retry-failed tries it again")))
+            f"veil stopped while working on this file{' (or a segment of it)' if group else ''} "
+            f"{settings.max_tries if group else task.attempt - 1} times (it may crash veil); "
+            "--retry-failed tries it again")))
+        if group is not None:
+            group.discard(ledger)
 
-    keys = {task.source: key for task, key, _, _ in todo}
+    def join(group: SegmentedFile) -> None:
+        """Every segment of a long video is done: join them and commit the file."""
+        if ledger is not None:
+            ledger.start(group.key)
+        in_flight.add(group.key)
+        try:
+            report, staged = group.join()
+        except VeilError as exc:
+            record(group.key, failed_report(group.task.source, exc))
+        else:
+            nonlocal unrecorded
+            unrecorded = (group.key, staged)
+            record(group.key, report, group.task, staged)
+            unrecorded = None
+        in_flight.discard(group.key)
+        group.discard(ledger)
+        del groups[group.key]
+
+    def settle_segment(task: Task, key: str, report: FileReport) -> None:
+        group = groups[owner[key]]
+        assert task.segment is not None
+        if not report.ok:
+            nonlocal queue
+            queue = collections.deque(t for t in queue if keys[_ident(t)] not in owner
+                                      or owner[keys[_ident(t)]] != group.key)
+            record(group.key, replace(report, error=f"{task.segment.name}: {report.error}"))
+            group.discard(ledger)
+            del groups[group.key]
+            return
+        if ledger is not None:
+            ledger.finish(key, report)
+        group.reports[task.segment.number] = report
+        if group.complete:
+            join(group)
+
+    keys = {_ident(task): key for task, key, _, _ in todo}
     queue = collections.deque(task for task, _, _, _ in todo)
     in_flight: set[str] = set()  # started in the ledger, outcome not yet recorded
     unrecorded: tuple[str, Path] | None = None  # a finished output not yet handed to record()
     try:
+        for group in [g for g in groups.values() if g.complete]:  # a killed run's, segments done
+            join(group)
         while queue or executor.busy():
             while queue and executor.can_take(queue[0]):
                 task = queue.popleft()
                 if ledger is not None:
-                    ledger.start(keys[task.source])
-                in_flight.add(keys[task.source])
+                    ledger.start(keys[_ident(task)])
+                in_flight.add(keys[_ident(task)])
                 executor.submit(task)
+            if not executor.busy():
+                continue
             task, outcome = executor.wait()
-            key = keys[task.source]
+            key = keys[_ident(task)]
+            if task.segment is not None and owner[key] not in groups:
+                in_flight.discard(key)  # its file failed through another segment meanwhile
+                _drop_segment(ledger, key, task)
+                continue
             unrecorded = (key, outcome.staged) if outcome.staged is not None else None
             if outcome.fatal is not None:  # the installation's fault: the finally gives the try back
                 raise ModelError(outcome.fatal)
@@ -213,6 +301,10 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
                 in_flight.discard(key)
                 queue.append(replace(task, attempt=task.attempt + 1))
                 continue
+            if task.segment is not None:
+                in_flight.discard(key)
+                settle_segment(task, key, report)
+                continue
             record(key, report, task, outcome.staged if report.ok else None)
             in_flight.discard(key)
             unrecorded = None
@@ -222,6 +314,32 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         finally:
             _stopped(ledger, in_flight, unrecorded)
     return [reports[key] for key in dict.fromkeys(job_keys)]
+
+
+def _drop_segment(ledger: Ledger | None, key: str, task: Task) -> None:
+    """A segment finished after its file had failed: its row and its part go."""
+    if ledger is not None:
+        ledger.forget([key])
+    if task.part is not None:
+        remove_partials(task.part)
+        _discard(task.part)
+
+
+def _ident(task: Task) -> tuple[Path, int]:
+    """A task's name in this run: its input, and which segment (-1: the whole file)."""
+    return task.source, task.segment.number if task.segment is not None else -1
+
+
+def _segments(task: Task, settings: BatchSettings) -> list[Segment]:
+    """The segments a long video is redacted in ([]: whole; see archive/segmented.py). A video
+    whose packets cannot be read is left whole: its task fails in the pipeline's words."""
+    if not is_video(task.source):
+        return []
+    try:
+        return wanted_segments(task.source, task.target, task.config, settings.segment_s,
+                               task.plan is not None)
+    except VeilError:
+        return []
 
 
 def _stopped(ledger: Ledger | None, in_flight: set[str], unrecorded: tuple[str, Path] | None) -> None:

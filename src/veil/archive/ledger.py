@@ -35,6 +35,8 @@ from .._errors import VeilError
 from .._types import Config, FileReport
 
 LEDGER_NAME = ".veil-ledger.sqlite"
+# A long video's segments have rows of their own, named after the file's (archive/segmented.py).
+SEGMENT_MARK = "#segment-"
 _FORMAT = "veil-ledger"
 _VERSION = "1"
 _HASH_CHUNK = 1 << 20
@@ -258,6 +260,15 @@ class Ledger:
             self._write("UPDATE files SET staged=NULL, report=? WHERE source=?",
                         (json.dumps(report.to_json()), _blob(source)))
 
+    def forget(self, sources: Iterable[str]) -> None:
+        """Delete these rows (a long video's segment rows, once the file is settled)."""
+        try:
+            with self._transaction():
+                self._db.executemany("DELETE FROM files WHERE source=?",
+                                     [(_blob(source),) for source in sources])
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write the ledger: {exc}", self.path) from None
+
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         try:
             self._db.execute(sql, args)
@@ -297,10 +308,15 @@ def _text(data: bytes | str | None) -> str | None:
     return data.decode("utf-8", "surrogateescape")
 
 
+def is_segment_key(source: str) -> bool:
+    """Whether a row is one segment of a long video rather than an input."""
+    return SEGMENT_MARK in source
+
+
 def ledger_path(place: Path) -> Path:
     """The ledger of an output folder, or `place` itself when it names a file."""
     return place / LEDGER_NAME if place.is_dir() else place
 
 
 __all__ = ["Ledger", "LedgerError", "Row", "State", "content_hash", "settings_hash", "ledger_path",
-           "LEDGER_NAME"]
+           "LEDGER_NAME", "SEGMENT_MARK", "is_segment_key"]

@@ -41,8 +41,9 @@ class RayExecutor:
         return len(self._running) < self._cpus * _IN_FLIGHT_PER_CPU
 
     def submit(self, task: Task) -> None:
+        piece = f"#{task.segment.number + 1}" if task.segment is not None else ""
         ref = self._remote.options(num_cpus=min(task.slots, self._cpus),
-                                   name=f"veil:{task.source.name}"[:100]).remote(task)
+                                   name=f"veil:{task.source.name}{piece}"[:100]).remote(task)
         self._running[ref] = task
 
     def busy(self) -> bool:

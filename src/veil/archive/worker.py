@@ -21,7 +21,8 @@ from .._atomic import TEMP_MARK
 from .._errors import ModelError, VeilError
 from .._types import Config, FileReport
 from ..edits import Edits
-from ..pipeline import ProgressCallback, failed_report, redact_file
+from ..pipeline import ProgressCallback, failed_report, redact_file, redact_segment
+from ..segments import Segment
 
 # A video job already runs decode, detect and encode in threads of their own, so it is counted as
 # this many slots of --jobs (and given that many detector threads); a still counts as one.
@@ -39,6 +40,8 @@ class Task:
     plan: Edits | None = None
     slots: int = 1
     attempt: int = 1
+    segment: Segment | None = None  # one segment of a long video (archive/segmented.py) ...
+    part: Path | None = None  # ... written to this file, not to `target`
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Outcome:
 def run_task(task: Task, progress: ProgressCallback | None = None) -> Outcome:
     """Redact one file, leaving the output staged for the driver to publish; every error becomes a
     failed report, never an exception."""
+    if task.segment is not None and task.part is not None:
+        return _run_segment(task, task.segment, task.part, progress)
     try:
         report = redact_file(task.source, task.target, task.config, overwrite=task.overwrite,
                              progress=progress, plan=task.plan, publish=False)
@@ -72,8 +77,21 @@ def run_task(task: Task, progress: ProgressCallback | None = None) -> Outcome:
     return Outcome(replace(report, output=task.target), staged=report.output)
 
 
+def _run_segment(task: Task, segment: Segment, part: Path,
+                 progress: ProgressCallback | None) -> Outcome:
+    """One segment of a long video, written to its part (complete or absent; no staging: a part
+    is no output anybody sees, and the driver joins it)."""
+    try:
+        report = redact_segment(task.source, task.target, segment, part, task.config, progress)
+    except ModelError as exc:
+        return Outcome(failed_report(task.source, exc), fatal=exc.message)
+    except Exception as exc:  # noqa: BLE001 - VeilError or not: the segment fails, the batch goes on
+        return Outcome(failed_report(task.source, exc))
+    return Outcome(report)
+
+
 def lost(task: Task, reason: str) -> Outcome:
-    remove_partials(task.target)
+    remove_partials(task.part or task.target)
     return Outcome(FileReport(path=task.source, output=None, ok=False, error=reason), lost=True)
 
 

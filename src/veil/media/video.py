@@ -63,6 +63,16 @@ class VideoInfo:
     audio_streams: int
 
 
+@dataclass(frozen=True)
+class Window:
+    """The frames one segment of a long video decodes: from the keyframe at pts `lead_in` (the
+    video's frame `first_index`) to before pts `lead_out` (None: to the end)."""
+
+    lead_in: int
+    lead_out: int | None
+    first_index: int
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One decoded frame and its exact presentation time; RGB pixels are made only when asked.
@@ -316,21 +326,33 @@ class VideoReader:
     def container_metadata(self) -> dict[str, str]:
         return dict(self._container.metadata)
 
-    def frames(self, on_audio: Callable[[Any], None] | None = None) -> Iterator[Frame]:
+    def frames(self, on_audio: Callable[[Any], None] | None = None,
+               window: Window | None = None) -> Iterator[Frame]:
         """Yield every frame in presentation order; raise RedactionError on any decode error.
 
         FFmpeg's H.264 decoder conceals damaged macroblocks and carries on; veil instead fails
         the file, because a concealed frame may show a face the detector never saw whole.
         A file that ends before its container says it should fails too, unless `salvage`.
+
+        With a `window` (one segment of a long video, veil/segments.py), decoding starts at its
+        keyframe and stops before its end; frames keep their index in the whole video, and only
+        a window that runs to the end is held against the stated length. Audio is not read.
         """
         stream = self.video_stream
         stream.thread_type = "AUTO"
         # Against a whole-file duration, the other streams' ends count: demux them too.
-        whole_file = self._stated is not None and not self._stated.video_only
-        streams = [stream] + (self.audio_streams if on_audio or whole_file else [])
+        whole_file = self._stated is not None and not self._stated.video_only and window is None
+        streams = [stream] + (self.audio_streams if (on_audio or whole_file) and window is None else [])
         if whole_file:
             streams += [s for s in self._container.streams.subtitles]
         index = 0
+        if window is not None:
+            index = window.first_index
+            try:
+                self._container.seek(window.lead_in, stream=stream, backward=True)
+            except av.error.FFmpegError as exc:
+                raise RedactionError(f"cannot seek to frame {index}: {_ffmpeg_message(exc)}",
+                                     self.path) from None
         last_pts: int | None = None
         step = _pts_step(self.info)
         video_end = 0.0  # seconds: the end of the last frame decoded
@@ -380,6 +402,10 @@ class VideoReader:
                         # Duplicate or backwards timestamps (broken muxers): keep order and count.
                         pts = last_pts + 1
                     last_pts = pts
+                    if window is not None and pts < window.lead_in:
+                        continue  # the seek landed on an earlier keyframe
+                    if window is not None and window.lead_out is not None and pts >= window.lead_out:
+                        return
                     duration = frame.duration if frame.duration and frame.duration > 0 else step
                     video_end = max(video_end, float((pts + duration) * self.info.time_base))
                     yield Frame(index, pts, self.info.time_base, frame, self.info.rotation)
@@ -446,6 +472,18 @@ class VideoReader:
             detail = f": {damage[0]}" if damage else ""
             raise RedactionError(f"damaged video data near frame {index} (the decoder could only "
                                  f"conceal it){detail}", self.path)
+
+    def audio_packets(self) -> Iterator[Any]:
+        """Every packet of the audio streams, demuxed from the start, in file order (the join
+        copies them beside the segments' video)."""
+        if not self.audio_streams:
+            return
+        try:
+            for packet in self._container.demux(self.audio_streams):
+                if packet.size:
+                    yield packet
+        except av.error.FFmpegError as exc:
+            raise RedactionError(f"cannot read the audio: {_ffmpeg_message(exc)}", self.path) from None
 
     def close(self) -> None:
         self._container.close()
@@ -517,24 +555,30 @@ class VideoWriter:
     timestamps; copies audio packets as is. It never looks at regions: painting is paint.py's."""
 
     def __init__(self, path: Path, target: Path, info: VideoInfo, audio_streams: list[Any],
-                 config: Config, source_metadata: dict[str, str] | None = None) -> None:
+                 config: Config, source_metadata: dict[str, str] | None = None, *,
+                 container: str | None = None, template: Any | None = None) -> None:
+        """`container`: write this container format instead of the target's, with the target's
+        codec (a segment's part, joined later). `template`: copy the packets of this encoded
+        video stream (`write_packet`) instead of encoding pictures (the join)."""
         self.path = path
         self.target = target
         fmt = output_format(target)
         # No "encoder: Lavf<version>" tag. Matroska and WebM must name a writing application in
         # their header: bitexact makes it plain "Lavf", with no version.
         options: dict[str, str] = {"fflags": "+bitexact"}
-        if fmt in ("mp4", "mov"):
+        if (container or fmt) in ("mp4", "mov"):
             # faststart moves the index to the front for playback while downloading.
             options["movflags"] = "+faststart"
             if config.keep_metadata:
                 options["movflags"] += "+use_metadata_tags"
         try:
-            self._container = av.open(str(path), "w", format=fmt, options=options)
+            self._container = av.open(str(path), "w", format=container or fmt, options=options)
         except (av.error.FFmpegError, OSError) as exc:
             raise RedactionError(f"cannot create the output: {_ffmpeg_message(exc)}", target) from None
+        self._encoding = template is None
         try:
-            self._video = self._add_video(fmt, info, config)
+            self._video = self._add_video(fmt, info, config) if template is None else \
+                self._copy_video(template, info)
             self._audio = {}
             for stream in audio_streams:
                 out = self._container.add_stream_from_template(stream)
@@ -575,6 +619,17 @@ class VideoWriter:
             raise RedactionError(f"cannot encode this video ({info.width}x{info.height}): "
                                  f"{_ffmpeg_message(exc)}", self.target) from None
         return stream
+
+    def _copy_video(self, template: Any, info: VideoInfo) -> Any:
+        stream = self._container.add_stream_from_template(template)
+        stream.time_base = info.time_base
+        stream.metadata.clear()
+        return stream
+
+    def write_packet(self, packet: Any) -> None:
+        """Copy one packet of the template's video stream (its timestamps are rescaled)."""
+        packet.stream = self._video
+        self._mux([packet])
 
     def write(self, image: Any, pts: int, time_base: Fraction) -> None:
         """Encode one painted picture (see `paint.paint_frame`) with its original timestamp.
@@ -617,7 +672,8 @@ class VideoWriter:
     def finish(self) -> None:
         """Flush the encoder and finalise the container (index, trailer)."""
         try:
-            self._mux(self._video.encode(None))
+            if self._encoding:
+                self._mux(self._video.encode(None))
             self._container.close()
         except av.error.FFmpegError as exc:
             raise RedactionError(f"could not finalise the output: {_ffmpeg_message(exc)}",

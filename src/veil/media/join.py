@@ -1,0 +1,91 @@
+"""Joining the parts of a long video redacted in segments (veil/segments.py) into one file.
+
+Each part holds the painted, encoded frames of one segment's core, in an intermediate container
+(NUT: it keeps any time base, so every frame keeps its input pts exactly) with the target's codec
+and encoder settings, and starts with a keyframe. The join copies their packets, in order, into
+the target's container, with the source's audio streams copied from the source beside them;
+nothing is decoded or encoded again. Packets of all streams are written in time order, so the
+muxer never has to hold hours of one stream while waiting for another.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from .._errors import RedactionError
+from .._types import Config
+from .video import VideoReader, VideoWriter, main_video_stream
+
+# Targets whose container stores each frame's time: their parts can be joined as they are.
+# (AVI counts frames from 0 in every file, so a long AVI is redacted in one piece.)
+JOINABLE = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
+
+
+def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, config: Config) -> int:
+    """Write `parts`' video and `source`'s audio to `tmp` (in `target`'s format); return the frames.
+
+    The caller decides where `tmp` goes (it is a staged output, published by the batch driver).
+    """
+    if not parts:
+        raise RedactionError("no segments to join", source)
+    with VideoReader(source) as reader, av.open(str(parts[0])) as first:
+        template = main_video_stream(first)
+        if template is None:
+            raise RedactionError(f"segment file {parts[0].name} holds no video", source)
+        audio = reader.audio_streams if not config.drop_audio else []
+        writer = VideoWriter(tmp, target, reader.info, audio, config, reader.container_metadata,
+                             template=template)
+        try:
+            frames = 0
+            video = _video_packets(parts, source)
+            sound = reader.audio_packets() if audio else iter(())
+            for kind, packet in heapq.merge(((0, p) for p in video), ((1, p) for p in sound),
+                                            key=_when):
+                if kind == 0:
+                    writer.write_packet(packet)
+                    frames += 1
+                else:
+                    writer.write_audio(packet)
+            writer.finish()
+        finally:
+            writer.close()
+    return frames
+
+
+def _when(item: tuple[int, Any]) -> float:
+    """A packet's decoding time in seconds: the order the muxer wants them in."""
+    packet = item[1]
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    return float(stamp * packet.time_base) if stamp is not None and packet.time_base else 0.0
+
+
+def _video_packets(parts: Sequence[Path], source: Path) -> Iterator[Any]:
+    last = None
+    for part in parts:
+        try:
+            with av.open(str(part)) as container:
+                stream = main_video_stream(container)
+                if stream is None:
+                    raise RedactionError(f"segment file {part.name} holds no video", source)
+                for packet in container.demux(stream):
+                    if not packet.size:
+                        continue
+                    when = packet.dts if packet.dts is not None else packet.pts
+                    seconds = float(when * packet.time_base)
+                    if last is not None and seconds <= last:
+                        raise RedactionError(f"segment file {part.name} overlaps the one before "
+                                             f"it ({seconds:.3f} s <= {last:.3f} s)", source)
+                    last = seconds
+                    yield packet
+        except av.error.FFmpegError as exc:
+            raise RedactionError(f"cannot read segment file {part.name}: "
+                                 f"{exc.strerror or exc}", source) from None
+
+
+__all__ = ["join_parts", "PART_FORMAT", "PART_SUFFIX"]
