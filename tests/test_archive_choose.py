@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import keyframed_clip
 from veil.archive import choose
 from veil.batch import Job
 
@@ -30,3 +31,15 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch, cpus: int, stills: int, v
                       expected: int) -> None:
     monkeypatch.setattr(choose, "machine_slots", lambda: cpus)
     assert choose.auto_slots(_jobs(stills, videos)) == expected
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(8, 8), (4, 4), (2, 1)])
+def test_a_long_video_counts_once_per_segment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              cpus: int, expected: int) -> None:
+    """One 6 s video cut into 1.5 s segments is 4 tasks of 2 slots: a pool where two fit."""
+    clip = tmp_path / "long.mp4"
+    keyframed_clip(clip, 6.0, audio=False)
+    monkeypatch.setattr(choose, "machine_slots", lambda: cpus)
+    jobs = [Job(clip, tmp_path / "out.mp4")]
+    assert choose.auto_slots(jobs, segment_s=1.5) == expected
+    assert choose.auto_slots(jobs, segment_s=None) == 1  # uncut: one file
