@@ -108,6 +108,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mtcnn", type=Path, help="folder with MTCNN's rnet.onnx and onet.onnx")
     parser.add_argument("--yunet", type=Path, help="folder where the yuface package is installed")
+    parser.add_argument("--check-from", type=float, default=0.0, metavar="PX",
+                        help="verify only low-score boxes at least this tall (the ones that cost area)")
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes" / "dev.pkl")
     args = parser.parse_args()
     if not args.cache.is_file():
@@ -134,7 +136,8 @@ def main() -> int:
     for i, truth in enumerate(truths):
         found = closeup_passes.balanced_detections(cache, i, truth, PASSES, presets.COARSE_MIN_SCORE)
         pixels = read_image(closeup_passes.DEV.parent / truth.image).pixels
-        low = found.scores < SURE
+        heights = found.boxes[:, 3] - found.boxes[:, 1]
+        low = (found.scores < SURE) & (heights >= args.check_from)
         probabilities = {}
         for label, verify in verifiers.items():
             p = np.ones(len(found), np.float32)
