@@ -294,3 +294,32 @@ def test_a_damaged_segment_fails_its_file_naming_the_segment(tmp_path: Path) -> 
     with Ledger.open(out / LEDGER_NAME) as ledger:
         rows = ledger.rows()
     assert [row.state for row in rows.values()] == [State.FAILED]
+
+
+@pytest.mark.slow
+def test_one_long_video_to_one_file_resumes_from_a_hidden_ledger(tmp_path: Path) -> None:
+    """`veil redact long.mp4 -o safe.mp4` has no output folder for a ledger: one hidden beside the
+    output keeps a killed run's segments, and goes once the file is done."""
+    clip, out = tmp_path / "long.mp4", tmp_path / "safe" / "safe.mp4"
+    keyframed_clip(clip, 6.0)
+    args = ["redact", clip, "-o", out, "--segment-minutes", str(1.5 / 60), "--jobs", "1"]
+    hidden = out.with_name(".safe.mp4.veil-ledger.sqlite")
+
+    def veil_until(victim: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _KILLER, victim, *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+
+    died = veil_until("veil-segment-0003-of-0004")
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert hidden.is_file() and not out.exists()
+    assert "2 of 4 segments done" in run_cli("status", hidden).stdout
+    resumed = veil_until("veil-segment-0001-of-0004")  # would die if segment 1 were redone
+    assert resumed.returncode == 0, resumed.stderr
+    assert _probe(out)[:2] == _probe(clip)[:2]
+    assert not hidden.exists() and not _temps(tmp_path)
+    assert [p.name for p in out.parent.iterdir()] == ["safe.mp4"]
+    short = tmp_path / "short.mp4"
+    keyframed_clip(short, 2.0, audio=False)  # one segment: no ledger at all, as before
+    assert run_cli("redact", short, "-o", tmp_path / "safe" / "short.mp4", "--segment-minutes",
+                   str(1.5 / 60)).exit_code == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["safe.mp4", "short.mp4"]

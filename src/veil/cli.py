@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -38,7 +39,7 @@ from .audit.second_detector import SecondDetector
 from .batch import Job, Skipped, walk_inputs
 from .pipeline import default_output, scan_file
 from .edits import PlanFile, load_plan
-from .archive.choose import auto_slots, default_ledger, executor_for
+from .archive.choose import auto_slots, default_ledger, executor_for, resume_ledger
 from .archive.driver import BatchSettings, run_batch
 from .segments import SEGMENT_S
 from .archive.driver import Skipped as LedgerSkipped
@@ -447,8 +448,10 @@ def redact(
         except VeilError as exc:
             raise _BadArgument(exc.message, exc.path or plan_file) from None
     audit_hook = _audit_hook(config) if audit else None
-    batch_ledger = _open_ledger(ledger or default_ledger(output, jobs_found), explicit=ledger is not None)
     segment_s = segment_minutes * 60 or None
+    ledger_file = ledger or default_ledger(output, jobs_found)
+    resumable = resume_ledger(jobs_found, segment_s) if ledger_file is None else None
+    batch_ledger = _open_ledger(ledger_file or resumable, explicit=ledger is not None)
     try:
         reports = run_jobs(jobs_found, config, overwrite, show_progress=sys.stderr.isatty(),
                            plan=edit_plan, after_each=audit_hook,
@@ -458,6 +461,9 @@ def redact(
     finally:
         if batch_ledger is not None:
             batch_ledger.close()
+    if resumable is not None:  # the file is settled: nothing is left to resume
+        with contextlib.suppress(OSError):
+            resumable.unlink()
     _summarise(reports, walk.skipped)
     if report is not None:
         _write_report(report, reports, config, walk.skipped)

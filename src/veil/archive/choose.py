@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .._errors import MissingExtra
 from ..batch import Job
+from ..pipeline import default_output
 from ..segments import SEGMENT_S, stated_seconds
 from .driver import is_video
 from .ledger import LEDGER_NAME
@@ -52,6 +53,17 @@ def default_ledger(output: Path | None, jobs: list[Job]) -> Path | None:
     return None
 
 
+def resume_ledger(jobs: list[Job], segment_s: float | None) -> Path | None:
+    """A ledger for one long video written to one file, which no output folder holds: hidden
+    beside the output (`.<name>.veil-ledger.sqlite`), so a stopped or killed run resumes its
+    segments. The caller deletes it once the run ends with the file settled (done or failed:
+    a rerun of one file starts afresh, as without a ledger); None for anything else."""
+    if len(jobs) != 1 or _pieces(jobs[0], segment_s) < 2:
+        return None
+    target = jobs[0].target or default_output(jobs[0].source)
+    return target.with_name(f".{target.name}{LEDGER_NAME}")
+
+
 def executor_for(slots: int, ray: str | None) -> Executor:
     if ray is not None:
         try:
@@ -62,4 +74,4 @@ def executor_for(slots: int, ray: str | None) -> Executor:
     return InlineExecutor() if slots <= 1 else LocalPool(slots)
 
 
-__all__ = ["auto_slots", "default_ledger", "executor_for", "MIN_POOL_FILES"]
+__all__ = ["auto_slots", "default_ledger", "resume_ledger", "executor_for", "MIN_POOL_FILES"]
