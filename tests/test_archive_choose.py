@@ -43,3 +43,14 @@ def test_a_long_video_counts_once_per_segment(monkeypatch: pytest.MonkeyPatch, t
     jobs = [Job(clip, tmp_path / "out.mp4")]
     assert choose.auto_slots(jobs, segment_s=1.5) == expected
     assert choose.auto_slots(jobs, segment_s=None) == 1  # uncut: one file
+
+
+def test_a_batch_that_fills_the_machine_reads_no_video_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments could only add tasks; once there are enough, no video is opened to count them."""
+    opened: list[Path] = []
+    monkeypatch.setattr(choose, "stated_seconds", lambda path: opened.append(path) or 3600.0)
+    monkeypatch.setattr(choose, "machine_slots", lambda: 8)
+    assert choose.auto_slots(_jobs(0, 6)) == 8
+    assert opened == []
+    assert choose.auto_slots(_jobs(0, 1)) == 8  # one hour-long video: 6 segments of 10 minutes
+    assert opened == [Path("/in/v0.mp4")]

@@ -23,11 +23,16 @@ def auto_slots(jobs: list[Job], segment_s: float | None = SEGMENT_S) -> int:
     when it could never run two tasks at once (videos on two CPUs: each takes both slots). Such a
     pool only adds a worker's start-up: six short clips ran at 0.77x the in-process speed on two
     CPUs (benchmarks/bench_batch.py). A long video counts once per segment it is cut into."""
-    tasks = [VIDEO_SLOTS if is_video(job.source) else 1
-             for job in jobs for _ in range(_pieces(job, segment_s))]
+    tasks = [VIDEO_SLOTS if is_video(job.source) else 1 for job in jobs]
+    cpus = machine_slots()
+    for job in jobs:  # more tasks change the answer only while there are few: probe until then
+        if len(tasks) >= MIN_POOL_FILES and sum(tasks) >= cpus:
+            break
+        if is_video(job.source):
+            tasks += [VIDEO_SLOTS] * (_pieces(job, segment_s) - 1)
     if len(tasks) < MIN_POOL_FILES:
         return 1
-    slots = max(1, min(machine_slots(), sum(tasks)))
+    slots = max(1, min(cpus, sum(tasks)))
     sizes = sorted(min(size, slots) for size in tasks)
     if sizes[0] + sizes[1] > slots:
         return 1
