@@ -323,3 +323,14 @@ def test_one_long_video_to_one_file_resumes_from_a_hidden_ledger(tmp_path: Path)
     assert run_cli("redact", short, "-o", tmp_path / "safe" / "short.mp4", "--segment-minutes",
                    str(1.5 / 60)).exit_code == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["safe.mp4", "short.mp4"]
+
+
+def test_an_output_in_the_way_fails_a_long_video_before_any_segment_runs(tmp_path: Path) -> None:
+    clip, out = tmp_path / "long.mp4", tmp_path / "safe.mp4"
+    keyframed_clip(clip, 6.0, audio=False)
+    out.write_bytes(b"someone's file")
+    result = run_cli("redact", clip, "-o", out, "--segment-minutes", str(1.5 / 60), "--jobs", "1")
+    assert result.exit_code == 1
+    assert f"output {out} already exists (use --overwrite to replace it)" in result.stderr
+    assert out.read_bytes() == b"someone's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "safe.mp4"]

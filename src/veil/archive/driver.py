@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._atomic import publish
+from .._atomic import check_target, publish
 from .._errors import ModelError, OutputError, RedactionError, VeilError
 from .._types import Config, FileReport
 from ..batch import Job
@@ -332,10 +332,12 @@ def _ident(task: Task) -> tuple[Path, int]:
 
 def _segments(task: Task, settings: BatchSettings) -> list[Segment]:
     """The segments a long video is redacted in ([]: whole; see archive/segmented.py). A video
-    whose packets cannot be read is left whole: its task fails in the pipeline's words."""
+    whose packets cannot be read, or whose output cannot be written (it exists, it is the input),
+    is left whole: its task fails at once, in the pipeline's words."""
     if not is_video(task.source):
         return []
     try:
+        check_target(task.source, task.target, task.overwrite)
         return wanted_segments(task.source, task.target, task.config, settings.segment_s,
                                task.plan is not None)
     except VeilError:
