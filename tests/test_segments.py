@@ -334,3 +334,29 @@ def test_an_output_in_the_way_fails_a_long_video_before_any_segment_runs(tmp_pat
     assert f"output {out} already exists (use --overwrite to replace it)" in result.stderr
     assert out.read_bytes() == b"someone's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "safe.mp4"]
+
+
+@pytest.mark.slow
+def test_a_segment_veil_died_on_max_tries_times_fails_its_file(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    keyframed_clip(src / "long.mp4", 6.0, audio=False)
+    args = ["redact", src, "-o", out, "--segment-minutes", str(1.5 / 60), "--jobs", "1"]
+    for death in (1, 2, 3):
+        died = subprocess.run([sys.executable, "-c", _KILLER, "veil-segment-0002-of-0004",
+                               *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert died.returncode == -signal.SIGKILL, died.stderr
+        with Ledger.open(out / LEDGER_NAME) as ledger:
+            rows = {Path(k).name: (r.state, r.attempts) for k, r in ledger.rows().items()}
+        assert rows["long.mp4#segment-2"] == (State.RUNNING, death)
+        assert rows["long.mp4#segment-1"] == (State.DONE, 1)
+    gave_up = run_cli(*args)
+    assert gave_up.exit_code == 1
+    assert ("veil stopped while working on this file (or a segment of it) 3 times (it may crash "
+            "veil); --retry-failed tries it again") in gave_up.stderr
+    with Ledger.open(out / LEDGER_NAME) as ledger:
+        assert [(Path(k).name, r.state) for k, r in ledger.rows().items()] == [("long.mp4", State.FAILED)]
+    assert not _temps(tmp_path) and not (out / "long.mp4").exists()
+    retried = run_cli(*args, "--retry-failed")  # whatever killed veil is gone
+    assert retried.exit_code == 0, retried.stderr
+    assert _probe(out / "long.mp4")[0] == _probe(src / "long.mp4")[0]

@@ -40,18 +40,10 @@ from ..edits import PlanFile
 from ..media.kinds import VIDEO_SUFFIXES, require_regular_file
 from ..pipeline import default_output, failed_report
 from ..segments import Segment
-from .ledger import Ledger, Row, State, content_hash, settings_hash
+from .ledger import Ledger, Row, State, content_hash, settings_hash, unsettled_tries
 from .pool import Executor
 from .progress import Counts
-from .segmented import (
-    SEGMENT_S,
-    SegmentedFile,
-    part_done,
-    part_path,
-    segment_key,
-    segment_settings,
-    wanted_segments,
-)
+from .segmented import SEGMENT_S, SegmentedFile, plan_segments, wanted_segments
 from .worker import VIDEO_SLOTS, Outcome, Task, remove_partials
 
 # How often a file may take a worker down with it before it is failed (the first try included).
@@ -101,6 +93,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
     immediate: list[tuple[Job, str, FileReport]] = []
     exhausted: list[tuple[Task, str, str, str]] = []  # veil died on these max_tries times: failed
     groups: dict[str, SegmentedFile] = {}  # long videos redacted in segments, by the file's key
+    worn: dict[str, SegmentedFile] = {}  # ... and those failed for a segment veil died on too often
     owner: dict[str, str] = {}  # segment key -> its file's key
     segment_rows: list[tuple[str, str, str, str]] = []  # segments to plan in the ledger
     wanted = settings_hash(settings.config, settings.plan_digest, settings.version)
@@ -159,32 +152,21 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             config = replace(config, threads=min(settings.machine_slots, per_slot * slots))
         if row is not None and (row.state is State.RUNNING or row.staged is not None):
             remove_partials(target)  # what a SIGKILLed run left beside the output
-        tried = _tried(row, digest, wanted)
+        tried = unsettled_tries(row, digest, wanted)
         task = Task(job.source, target, config, settings.overwrite or ours, edits, slots, tried + 1)
         segments = _segments(task, settings) if tried < settings.max_tries else []
         if segments:
-            # The file's own row is planned with the others; each segment gets one of its own.
-            group = groups[key] = SegmentedFile(task, key, segments)
-            exhausted_segment = False
-            for segment in segments:
-                skey, shash = segment_key(key, segment), segment_settings(wanted, segment)
-                srow, part = rows.get(skey), part_path(target, segment)
-                if part_done(srow, digest, shash, part):
-                    group.reports[segment.number] = replace(srow.file_report(), path=job.source)
-                    continue
-                if srow is not None and srow.state is State.RUNNING:
-                    remove_partials(part)
-                stried = _tried(srow, digest, shash)
-                exhausted_segment = exhausted_segment or stried >= settings.max_tries
-                owner[skey] = key
-                segment_rows.append((skey, digest, shash, str(part)))
-                todo.append((replace(task, segment=segment, part=part, attempt=stried + 1),
-                             skey, digest, shash))
-            if exhausted_segment:
-                exhausted.append((task, key, digest, wanted))
-                todo = [entry for entry in todo if owner.get(entry[1]) != key]
+            plan = plan_segments(task, key, segments, rows, digest, wanted)
+            if any(t.attempt > settings.max_tries for t, _, _, _ in plan.todo):
+                exhausted.append((task, key, digest, wanted))  # a segment veil died on too often
+                worn[key] = plan.group
                 continue
-            segment_rows.append((key, digest, wanted, str(task.target)))
+            groups[key] = plan.group
+            owner.update((skey, key) for _, skey, _, _ in plan.todo)
+            todo += plan.todo
+            # The file's row is planned with its segments' (see the ledger.plan below).
+            segment_rows.extend([(skey, d, h, str(t.part)) for t, skey, d, h in plan.todo]
+                                + [(key, digest, wanted, str(target))])
             continue
         (exhausted if tried >= settings.max_tries else todo).append((task, key, digest, wanted))
     todo.sort(key=lambda entry: entry[0].attempt > 1)  # unsettled by a killed run: last
@@ -226,7 +208,7 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
             ledger.start(key)
         record(key, report)
     for task, key, _, _ in exhausted:  # its tries were counted when veil died on them
-        group = groups.pop(key, None)
+        group = worn.pop(key, None)
         record(key, failed_report(task.source, RedactionError(
             f"veil stopped while working on this file{' (or a segment of it)' if group else ''} "
             f"{settings.max_tries if group else task.attempt - 1} times (it may crash veil); "
@@ -423,14 +405,6 @@ def _key(source: Path) -> str:
         return str(source.resolve())
     except (OSError, RuntimeError):  # a link loop: its own absolute name (it fails as an input)
         return str(source.absolute())
-
-
-def _tried(row: Row | None, digest: str, wanted: str) -> int:
-    """The tries already spent on this content with these settings by runs that never settled it:
-    a row left pending or running by a killed run (Ledger.plan keeps that count, and no other)."""
-    if row is None or row.state not in (State.PENDING, State.RUNNING):
-        return 0
-    return row.attempts if (row.content_hash, row.settings_hash) == (digest, wanted) else 0
 
 
 def _done(row: Row, target: Path) -> bool:

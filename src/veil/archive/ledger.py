@@ -308,6 +308,14 @@ def _text(data: bytes | str | None) -> str | None:
     return data.decode("utf-8", "surrogateescape")
 
 
+def unsettled_tries(row: Row | None, digest: str, wanted: str) -> int:
+    """The tries already spent on this content with these settings by runs that never settled it:
+    a row left pending or running by a killed run (Ledger.plan keeps that count, and no other)."""
+    if row is None or row.state not in (State.PENDING, State.RUNNING):
+        return 0
+    return row.attempts if (row.content_hash, row.settings_hash) == (digest, wanted) else 0
+
+
 def is_segment_key(source: str) -> bool:
     """Whether a row is one segment of a long video rather than an input."""
     return SEGMENT_MARK in source
@@ -319,4 +327,4 @@ def ledger_path(place: Path) -> Path:
 
 
 __all__ = ["Ledger", "LedgerError", "Row", "State", "content_hash", "settings_hash", "ledger_path",
-           "LEDGER_NAME", "SEGMENT_MARK", "is_segment_key"]
+           "LEDGER_NAME", "SEGMENT_MARK", "is_segment_key", "unsettled_tries"]

@@ -23,8 +23,8 @@ from .._atomic import staged_output
 from .._types import Config, FileReport
 from ..media.join import JOINABLE, join_parts
 from ..segments import SEGMENT_S, Segment, index_video, overlap_s, split, stated_seconds
-from .ledger import SEGMENT_MARK, Ledger, Row, State
-from .worker import Task
+from .ledger import SEGMENT_MARK, Ledger, Row, State, unsettled_tries
+from .worker import Task, remove_partials
 
 
 def wanted_segments(source: Path, target: Path, config: Config, segment_s: float | None,
@@ -67,6 +67,36 @@ def part_done(row: Row | None, digest: str, settings: str, part: Path) -> bool:
             and row.settings_hash == settings and row.output == str(part) and part.is_file())
 
 
+@dataclass(frozen=True)
+class SegmentPlan:
+    """What a run does for one long video: the segments left to redact, as (task, segment key,
+    content hash, segment settings hash), and the file with the segments already done."""
+
+    group: SegmentedFile
+    todo: list[tuple[Task, str, str, str]]
+
+
+def plan_segments(task: Task, key: str, segments: list[Segment], rows: dict[str, Row], digest: str,
+                  wanted: str) -> SegmentPlan:
+    """Which segments an earlier run finished (their row done with this content and cut, their
+    part still there) and which are left; a segment a killed run left running has its partial
+    files removed, and its tries counted (`Task.attempt`), as a file's are."""
+    group = SegmentedFile(task, key, segments)
+    todo = []
+    for segment in segments:
+        skey, shash = segment_key(key, segment), segment_settings(wanted, segment)
+        row, part = rows.get(skey), part_path(task.target, segment)
+        if part_done(row, digest, shash, part):
+            assert row is not None
+            group.reports[segment.number] = replace(row.file_report(), path=task.source)
+            continue
+        if row is not None and row.state is State.RUNNING:
+            remove_partials(part)
+        tried = unsettled_tries(row, digest, shash)
+        todo.append((replace(task, segment=segment, part=part, attempt=tried + 1), skey, digest, shash))
+    return SegmentPlan(group, todo)
+
+
 @dataclass
 class SegmentedFile:
     """One file redacted in segments: its file task (never run itself) and what is done."""
@@ -83,12 +113,6 @@ class SegmentedFile:
 
     def parts(self) -> list[Path]:
         return [part_path(self.task.target, segment) for segment in self.segments]
-
-    def tasks(self, attempts: dict[int, int]) -> list[Task]:
-        """The segments not done yet, as tasks (`attempts`: the tries already spent on each)."""
-        return [replace(self.task, segment=segment, part=part_path(self.task.target, segment),
-                        attempt=attempts.get(segment.number, 0) + 1)
-                for segment in self.segments if segment.number not in self.reports]
 
     def join(self) -> tuple[FileReport, Path]:
         """Join the parts into a staged output beside the target; the report and that file."""
@@ -118,5 +142,5 @@ class SegmentedFile:
             ledger.forget([segment_key(self.key, segment) for segment in self.segments])
 
 
-__all__ = ["SegmentedFile", "wanted_segments", "segment_key", "segment_settings",
+__all__ = ["SegmentedFile", "SegmentPlan", "plan_segments", "wanted_segments", "segment_key", "segment_settings",
            "part_path", "part_done", "SEGMENT_S"]
