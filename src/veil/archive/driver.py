@@ -265,8 +265,6 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
                     ledger.start(keys[_ident(task)])
                 in_flight.add(keys[_ident(task)])
                 executor.submit(task)
-            if not executor.busy():
-                continue
             task, outcome = executor.wait()
             key = keys[_ident(task)]
             if task.segment is not None and owner[key] not in groups:

@@ -122,7 +122,8 @@ class SegmentedFile:
         return self.report(task.target), tmp
 
     def report(self, output: Path) -> FileReport:
-        """The file's report, from its segments' (in order)."""
+        """The file's report, from its segments' (in order). Tracks are per segment, so a face
+        that crosses a cut counts once in each segment's `faces`; the per-frame counts are exact."""
         parts = [self.reports[number] for number in sorted(self.reports)]
         scores = [r.lowest_score for r in parts if r.lowest_score is not None]
         return FileReport(
