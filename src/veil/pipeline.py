@@ -34,6 +34,7 @@ from .detect.faces import DetectorSettings, FaceDetector
 from .detect.rotate import MEMORY, Rotated
 from .media.image import StillImage, encode_image, read_image
 from .media.kinds import MediaKind, media_kind
+from .media.join import PART_FORMAT
 from .media.video import VideoReader, VideoWriter, Window
 from .motion import with_motion
 from .paint import apply_masks, paint_frame
@@ -355,8 +356,8 @@ def redact_segment(path: str | Path, target: Path, segment: Segment, part: Path,
 
     The frames from the segment's lead-in to its lead-out go through the same stages as a whole
     video, so the tracker sees what comes before and after the core; only the core's frames are
-    painted and written, encoded for `target`'s container (codec and settings) in an intermediate
-    one. Audio is left to the join. The report counts the core's frames only.
+    painted and written, with `target`'s codec and settings, in an intermediate MP4
+    (media/join.PART_FORMAT). Audio is left to the join. The report counts the core's frames only.
     """
     path = Path(path)
     started = time.perf_counter()
@@ -367,8 +368,8 @@ def redact_segment(path: str | Path, target: Path, segment: Segment, part: Path,
         source.audio = False
         source.window = Window(segment.lead_in, segment.lead_out, segment.first_index)
         with _named_errors(path, part), atomic_output(part, overwrite=True) as tmp:
-            writer = _VideoWriter(VideoWriter(tmp, target, source.reader.info, [], config),
-                                  collections.deque(), config)
+            writer = _VideoWriter(VideoWriter(tmp, target, source.reader.info, [], config,
+                                              container=PART_FORMAT), collections.deque(), config)
             try:
                 for planned in planned_frames(source.frames(), source.stages, config):
                     pts = planned.frame.pts

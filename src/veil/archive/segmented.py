@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .._atomic import staged_output
 from .._types import Config, FileReport
-from ..media.join import JOINABLE, join_parts
+from ..media.join import JOINABLE, PART_SUFFIX, join_parts
 from ..segments import SEGMENT_S, Segment, index_video, overlap_s, split, stated_seconds
 from .ledger import SEGMENT_MARK, Ledger, Row, State, unsettled_tries
 from .worker import Task, remove_partials
@@ -57,9 +57,9 @@ def segment_settings(wanted: str, segment: Segment) -> str:
 
 
 def part_path(target: Path, segment: Segment) -> Path:
-    """Where a segment's part is written: hidden, beside the output, in the output's format."""
+    """Where a segment's part is written: hidden, beside the output (media/join.PART_FORMAT)."""
     return target.with_name(f".{target.stem}.veil-segment-{segment.number + 1:04d}-of-"
-                            f"{segment.count:04d}{target.suffix}")
+                            f"{segment.count:04d}{PART_SUFFIX}")
 
 
 def part_done(row: Row | None, digest: str, settings: str, part: Path) -> bool:

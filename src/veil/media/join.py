@@ -1,8 +1,8 @@
 """Joining the parts of a long video redacted in segments (veil/segments.py) into one file.
 
-Each part holds the painted, encoded frames of one segment's core, in an intermediate container
-(NUT: it keeps any time base, so every frame keeps its input pts exactly) with the target's codec
-and encoder settings, and starts with a keyframe. The join copies their packets, in order, into
+Each part holds the painted, encoded frames of one segment's core, in an intermediate MP4 (it
+keeps every packet's time exactly) with the target's codec and encoder settings, and starts with
+a keyframe. The join copies their packets, in order, into
 the target's container, with the source's audio streams copied from the source beside them;
 nothing is decoded or encoded again. Packets of all streams are written in time order, so the
 muxer never has to hold hours of one stream while waiting for another.
@@ -25,6 +25,11 @@ from .video import VideoReader, VideoWriter, main_video_stream
 # Targets whose container stores each frame's time: their parts can be joined as they are.
 # (AVI counts frames from 0 in every file, so a long AVI is redacted in one piece.)
 JOINABLE = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
+# The parts' container, whatever the target's: MP4 keeps every packet's decoding time (Matroska
+# leaves it unset on the first packets after a keyframe, which a muxer then refuses) and any time
+# base exactly, and holds the targets' codecs (H.264, VP9).
+PART_FORMAT = "mp4"
+PART_SUFFIX = ".mp4"
 
 
 def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, config: Config) -> int:
@@ -44,9 +49,8 @@ def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, con
         try:
             frames = 0
             video = _video_packets(parts, source)
-            sound = reader.audio_packets() if audio else iter(())
-            for kind, packet in heapq.merge(((0, p) for p in video), ((1, p) for p in sound),
-                                            key=_when):
+            sound = _timed(reader.audio_packets()) if audio else iter(())
+            for _, kind, packet in heapq.merge(video, sound, key=lambda item: item[0]):
                 if kind == 0:
                     writer.write_packet(packet)
                     frames += 1
@@ -58,15 +62,22 @@ def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, con
     return frames
 
 
-def _when(item: tuple[int, Any]) -> float:
-    """A packet's decoding time in seconds: the order the muxer wants them in."""
-    packet = item[1]
-    stamp = packet.dts if packet.dts is not None else packet.pts
-    return float(stamp * packet.time_base) if stamp is not None and packet.time_base else 0.0
+def _seconds(stamp: int | None, packet: Any) -> float | None:
+    return float(stamp * packet.time_base) if stamp is not None and packet.time_base else None
 
 
-def _video_packets(parts: Sequence[Path], source: Path) -> Iterator[Any]:
-    last = None
+def _timed(packets: Iterator[Any]) -> Iterator[tuple[float, int, Any]]:
+    """Audio packets with their decoding time in seconds (the order the muxer wants)."""
+    last = 0.0
+    for packet in packets:
+        last = _seconds(packet.dts if packet.dts is not None else packet.pts, packet) or last
+        yield last, 1, packet
+
+
+def _video_packets(parts: Sequence[Path], source: Path) -> Iterator[tuple[float, int, Any]]:
+    """The parts' video packets in order, with their decoding time in seconds. Matroska leaves
+    the first packets' dts unset: they take the time of the packet before them (or their pts)."""
+    last: float | None = None
     for part in parts:
         try:
             with av.open(str(part)) as container:
@@ -76,16 +87,18 @@ def _video_packets(parts: Sequence[Path], source: Path) -> Iterator[Any]:
                 for packet in container.demux(stream):
                     if not packet.size:
                         continue
-                    when = packet.dts if packet.dts is not None else packet.pts
-                    seconds = float(when * packet.time_base)
-                    if last is not None and seconds <= last:
+                    dts = _seconds(packet.dts, packet)
+                    if dts is not None and last is not None and dts <= last:
                         raise RedactionError(f"segment file {part.name} overlaps the one before "
-                                             f"it ({seconds:.3f} s <= {last:.3f} s)", source)
-                    last = seconds
-                    yield packet
+                                             f"it ({dts:.3f} s <= {last:.3f} s)", source)
+                    if dts is not None:
+                        last = dts
+                    when = dts if dts is not None else \
+                        (last if last is not None else _seconds(packet.pts, packet) or 0.0)
+                    yield when, 0, packet
         except av.error.FFmpegError as exc:
             raise RedactionError(f"cannot read segment file {part.name}: "
                                  f"{exc.strerror or exc}", source) from None
 
 
-__all__ = ["join_parts", "PART_FORMAT", "PART_SUFFIX"]
+__all__ = ["join_parts", "JOINABLE", "PART_FORMAT", "PART_SUFFIX"]
