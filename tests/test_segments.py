@@ -198,6 +198,12 @@ def test_a_batch_redacts_a_long_video_in_segments(long_clip: dict, tmp_path: Pat
                         "--report", tmp_path / "report.json")
     assert split_run.exit_code == 0, split_run.stderr
     name = long_clip["path"].name
+    # Each segment says it is done (hours of one file show progress), then the file does.
+    lines = split_run.stderr.splitlines()
+    done = [line for line in lines if line.startswith("segment ")]
+    assert sorted(line.split(" of ")[0] for line in done) == [f"segment {n}" for n in range(1, 5)]
+    assert [line.rsplit("(", 1)[1] for line in done] == [f"{n} of 4)" for n in range(1, 5)]
+    assert lines.index(done[-1]) < next(i for i, line in enumerate(lines) if line.startswith("done "))
     src_times, src_sound, _ = _probe(long_clip["path"])
     times, sound, _ = _probe(cut / name)
     assert times == src_times and len(times) == long_clip["frames"] == 120

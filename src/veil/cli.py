@@ -41,7 +41,7 @@ from .pipeline import default_output, scan_file
 from .edits import PlanFile, load_plan
 from .archive.choose import auto_slots, default_ledger, executor_for, resume_ledger
 from .archive.driver import BatchSettings, run_batch
-from .segments import SEGMENT_S
+from .segments import SEGMENT_S, Segment
 from .archive.driver import Skipped as LedgerSkipped
 from .archive.ledger import Ledger, LedgerError
 from .archive.pool import InlineExecutor, machine_slots
@@ -296,11 +296,16 @@ def run_jobs(jobs: list[Job], config: Config, overwrite: bool, show_progress: bo
                 last_line[0] = time.monotonic()
                 err.print(f"progress: {counts.line()}")
 
+        def on_segment(source: Path, segment: Segment, done: int) -> None:
+            err.print(f"[dim]segment[/] {segment.number + 1} of {segment.count} of {shown(source)} "
+                      f"done ({done} of {segment.count})")
+
         settings = BatchSettings(config, overwrite, retry_failed, slots=slots,
                                  machine_slots=machine_slots(), plan=plan, plan_digest=plan_digest,
                                  version=_version(), segment_s=segment_s)
         hook = after_each if callable(after_each) else None
-        return run_batch(jobs, settings, executor, ledger, check, on_result, hook, on_plan)
+        return run_batch(jobs, settings, executor, ledger, check, on_result, hook, on_plan,
+                         on_segment)
 
 
 class _NullProgress:

@@ -75,6 +75,7 @@ class Skipped:
 Check = Callable[[Job], None]  # raises VeilError when a job cannot run (shared output, no folder)
 OnResult = Callable[[FileReport, Counts], None]
 AfterEach = Callable[[FileReport], FileReport]
+OnSegment = Callable[[Path, Segment, int], None]  # (input, segment, segments of it done so far)
 
 
 def is_video(path: Path) -> bool:
@@ -83,8 +84,12 @@ def is_video(path: Path) -> bool:
 
 def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledger: Ledger | None,
               check: Check, on_result: OnResult, after_each: AfterEach | None = None,
-              on_plan: Callable[[Skipped, int], None] | None = None) -> list[FileReport]:
-    """Run every job that needs running; return one report per input, in the jobs' order."""
+              on_plan: Callable[[Skipped, int], None] | None = None,
+              on_segment: OnSegment | None = None) -> list[FileReport]:
+    """Run every job that needs running; return one report per input, in the jobs' order.
+
+    `on_segment` hears of each segment of a long video done (the file's own line comes from
+    `on_result` once it is joined), so hours of one file show progress."""
     rows = ledger.rows() if ledger is not None else {}
     unpublished = _publish_staged(rows)  # done rows a killed run had not yet moved into place
     reports: dict[str, FileReport] = {}  # by ledger key: an input named twice is done once
@@ -248,6 +253,8 @@ def run_batch(jobs: list[Job], settings: BatchSettings, executor: Executor, ledg
         if ledger is not None:
             ledger.finish(key, report)
         group.reports[task.segment.number] = report
+        if on_segment is not None:
+            on_segment(task.source, task.segment, len(group.reports))
         if group.complete:
             join(group)
 
