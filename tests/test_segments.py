@@ -104,16 +104,16 @@ def test_joined_segments_keep_every_frame_time_and_the_audio(tmp_path: Path, suf
     """Parts are MP4 whatever the target (Matroska leaves the first packets' decoding time unset,
     which its muxer then refuses); the join writes the target's own container and codec."""
     clip = tmp_path / "clip.mp4"
-    keyframed_clip(clip, 6.0)
+    keyframed_clip(clip, 6.0, gop=10)  # keyframes every 1/3 s: cuts at no whole millisecond
     config = Config(drop_audio=suffix == ".webm")  # WebM cannot hold the AAC track
     segments = split(index_video(clip), 1.5, overlap_s(config))
-    assert len(segments) == 4
+    assert len(segments) == 4 and segments[1].start * Fraction(1, SECOND) == Fraction(5, 3)
     target = tmp_path / f"out{suffix}"
     parts = [tmp_path / f"part{s.number}.mp4" for s in segments]
     reports = [redact_segment(clip, target, s, part, config) for s, part in zip(segments, parts)]
     assert [r.frames for r in reports] == [s.frames for s in segments]
     assert sum(r.frames for r in reports) == 180
-    frames = join_parts(clip, parts, target, target, config)
+    frames = join_parts(clip, parts, [s.start for s in segments], target, target, config)
     assert frames == 180
     whole = tmp_path / f"whole{suffix}"
     redact_file(clip, whole, config)

@@ -230,14 +230,17 @@ class _StillWriter:
 class _VideoWriter:
     """Paints and encodes in a thread of its own; copies the audio decoded so far before each frame."""
 
-    def __init__(self, writer: VideoWriter, audio: collections.deque[Any], config: Config) -> None:
-        self._writer, self._audio, self._style = writer, audio, config.mask
+    def __init__(self, writer: VideoWriter, audio: collections.deque[Any], config: Config,
+                 shift: int = 0) -> None:
+        """`shift`: subtracted from every pts (a segment's part starts at 0; media/join.py)."""
+        self._writer, self._audio, self._style, self._shift = writer, audio, config.mask, shift
         self._encoder = Consumer(self._encode, "veil-encode")
 
     def _encode(self, planned: PlannedFrame) -> None:
         self._copy_audio()
         frame = planned.frame
-        self._writer.write(paint_frame(frame, planned.regions, self._style), frame.pts, frame.time_base)
+        self._writer.write(paint_frame(frame, planned.regions, self._style), frame.pts - self._shift,
+                           frame.time_base)
 
     def _copy_audio(self) -> None:
         while self._audio:
@@ -368,8 +371,12 @@ def redact_segment(path: str | Path, target: Path, segment: Segment, part: Path,
         source.audio = False
         source.window = Window(segment.lead_in, segment.lead_out, segment.first_index)
         with _named_errors(path, part), atomic_output(part, overwrite=True) as tmp:
+            # The part starts at time 0: MP4 states a later start in milliseconds (its edit list),
+            # which would move the part's frames by up to half a millisecond; the join adds the
+            # exact start back.
             writer = _VideoWriter(VideoWriter(tmp, target, source.reader.info, [], config,
-                                              container=PART_FORMAT), collections.deque(), config)
+                                              container=PART_FORMAT), collections.deque(), config,
+                                  shift=segment.start)
             try:
                 for planned in planned_frames(source.frames(), source.stages, config):
                     pts = planned.frame.pts

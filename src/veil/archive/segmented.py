@@ -118,7 +118,8 @@ class SegmentedFile:
         """Join the parts into a staged output beside the target; the report and that file."""
         task = self.task
         with staged_output(task.target) as tmp:
-            join_parts(task.source, self.parts(), tmp, task.target, task.config)
+            join_parts(task.source, self.parts(), [s.start for s in self.segments], tmp,
+                       task.target, task.config)
         return self.report(task.target), tmp
 
     def report(self, output: Path) -> FileReport:

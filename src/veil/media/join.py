@@ -11,6 +11,7 @@ muxer never has to hold hours of one stream while waiting for another.
 from __future__ import annotations
 
 import heapq
+from fractions import Fraction
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,15 @@ PART_FORMAT = "mp4"
 PART_SUFFIX = ".mp4"
 
 
-def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, config: Config) -> int:
+def join_parts(source: Path, parts: Sequence[Path], starts: Sequence[int], tmp: Path, target: Path,
+               config: Config) -> int:
     """Write `parts`' video and `source`'s audio to `tmp` (in `target`'s format); return the frames.
 
-    The caller decides where `tmp` goes (it is a staged output, published by the batch driver).
+    Each part's timestamps start at 0 (pipeline.redact_segment); `starts` are the pts, in the
+    source's time base, that its first frame had there, and are added back exactly. The caller
+    decides where `tmp` goes (a staged output, published by the batch driver).
     """
-    if not parts:
+    if not parts or len(parts) != len(starts):
         raise RedactionError("no segments to join", source)
     with VideoReader(source) as reader, av.open(str(parts[0])) as first:
         template = main_video_stream(first)
@@ -48,7 +52,8 @@ def join_parts(source: Path, parts: Sequence[Path], tmp: Path, target: Path, con
                              template=template)
         try:
             frames = 0
-            video = _video_packets(parts, source)
+            video = _video_packets(parts, [Fraction(start) * reader.info.time_base for start in starts],
+                                   source)
             sound = _timed(reader.audio_packets()) if audio else iter(())
             for _, kind, packet in heapq.merge(video, sound, key=lambda item: item[0]):
                 if kind == 0:
@@ -74,19 +79,26 @@ def _timed(packets: Iterator[Any]) -> Iterator[tuple[float, int, Any]]:
         yield last, 1, packet
 
 
-def _video_packets(parts: Sequence[Path], source: Path) -> Iterator[tuple[float, int, Any]]:
-    """The parts' video packets in order, with their decoding time in seconds. Matroska leaves
-    the first packets' dts unset: they take the time of the packet before them (or their pts)."""
+def _video_packets(parts: Sequence[Path], starts: Sequence[Fraction],
+                   source: Path) -> Iterator[tuple[float, int, Any]]:
+    """The parts' video packets in order, moved to their start (`starts`, in seconds), with their
+    decoding time in seconds. A packet without a dts takes the time of the one before it."""
     last: float | None = None
-    for part in parts:
+    for part, start in zip(parts, starts):
         try:
             with av.open(str(part)) as container:
                 stream = main_video_stream(container)
                 if stream is None:
                     raise RedactionError(f"segment file {part.name} holds no video", source)
+                offset = start / stream.time_base
+                if offset.denominator != 1:
+                    raise RedactionError(f"segment file {part.name} cannot start at {float(start)} s "
+                                         f"in its time base {stream.time_base}", source)
                 for packet in container.demux(stream):
                     if not packet.size:
                         continue
+                    packet.pts = None if packet.pts is None else packet.pts + int(offset)
+                    packet.dts = None if packet.dts is None else packet.dts + int(offset)
                     dts = _seconds(packet.dts, packet)
                     if dts is not None and last is not None and dts <= last:
                         raise RedactionError(f"segment file {part.name} overlaps the one before "
