@@ -15,6 +15,11 @@ a WIDER derivative, so it is made in a temporary folder and never kept) is redac
   time of the rerun against a full cut run (it redoes only the unfinished segments);
 - recall: the face-frames >= 32 px masked in the output's pixels (a solid black box), whole
   against cut, counted on the frames within 1 s of a cut too, where segments meet.
+
+With `--real CLIP` (a real clip, no ground truth: `../shared/data/real_dev/phone_selfie.mp4`),
+it is redacted whole and cut instead, and compared: frame times against the source, the masked
+share of the frame (pixels solid black) in each, and the largest share of a frame masked whole
+but not cut (what cutting could expose).
 """
 
 from __future__ import annotations
@@ -94,12 +99,46 @@ def _covered(path: Path, truth: list, size: tuple[int, int], near: set[int]) -> 
     return found, total, found_near, total_near
 
 
+def _dark(path: Path) -> tuple[list[int], list[np.ndarray]]:
+    with av.open(str(path)) as container:
+        frames = [(f.pts, f.to_ndarray(format="rgb24").max(axis=2) < 24)
+                  for f in container.decode(video=0)]
+    return [pts for pts, _ in frames], [dark for _, dark in frames]
+
+
+def real(clip: Path, segment: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="veil-bench-segments-") as temp:
+        folder = Path(temp)
+        (folder / "in").mkdir()
+        source = folder / "in" / clip.name
+        source.symlink_to(clip.resolve())
+        segments = split(index_video(clip), segment, overlap_s(Config()))
+        whole = _veil(source.parent, "-o", folder / "whole", "--segment-minutes", "0", "--jobs", "1")
+        cut = _veil(source.parent, "-o", folder / "cut", "--segment-minutes", str(segment / 60),
+                    "--jobs", "1")
+        with av.open(str(clip)) as container:
+            times = [f.pts for f in container.decode(video=0)]
+        whole_times, whole_dark = _dark(folder / "whole" / clip.name)
+        cut_times, cut_dark = _dark(folder / "cut" / clip.name)
+        exposed = max(float((w & ~c).mean()) for w, c in zip(whole_dark, cut_dark))
+        print(f"{clip.name}: {len(times)} frames, {len(segments)} segments of ~{segment:g} s; "
+              f"whole {whole:.1f} s, cut {cut:.1f} s ({cut / whole:.2f}x)")
+        print(f"frame times as the source: whole {whole_times == times}, cut {cut_times == times}")
+        print(f"masked share: whole {np.mean([d.mean() for d in whole_dark]):.4f}, cut "
+              f"{np.mean([d.mean() for d in cut_dark]):.4f}; most of a frame masked whole but not "
+              f"cut: {exposed:.4f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--segment", type=float, default=15.0, help="seconds per segment")
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--real", type=Path, help="compare whole and cut on this real clip instead")
     args = parser.parse_args()
+    if args.real is not None:
+        return real(args.real, args.segment)
     size = tuple(int(v) for v in args.size.split("x"))
     minutes = str(args.segment / 60)
     with tempfile.TemporaryDirectory(prefix="veil-bench-segments-") as temp:
