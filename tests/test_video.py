@@ -26,7 +26,7 @@ from veil._atomic import TEMP_MARK
 from veil._types import RegionSource
 from veil.pipeline import redact_file, scan_file
 
-from helpers import redact_in_background, run_cli
+from helpers import keyframed_clip, redact_in_background, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = {"creation_time": "2023-01-10T09:14:00.000000Z", "location": "+40.7128-074.0060/",
@@ -578,3 +578,16 @@ def test_prescaled_detection_maps_back_to_full_upright_frames(tmp_path: Path, ro
     assert detector.shapes[0] == (upright[0] // 2, upright[1] // 2, 3)
     x, y, w, h = planned[0].faces[0].box
     assert (x, y) == (0, 0) and (w, h) == pytest.approx((upright[1] / 2, upright[0] / 2))
+
+
+def test_sound_the_container_cannot_hold_is_one_clear_line(tmp_path: Path) -> None:
+    """AAC cannot go into WebM: the file fails saying so and what to do, not with a ValueError."""
+    clip = tmp_path / "clip.mp4"
+    keyframed_clip(clip, 1.0)
+    result = run_cli("redact", clip, "-o", tmp_path / "out.webm")
+    assert result.exit_code == 1
+    assert "cannot copy the sound: 'webm' format does not support 'aac' codec (try --drop-audio)" \
+        in result.stderr
+    assert "ValueError" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    assert run_cli("redact", clip, "-o", tmp_path / "out.webm", "--drop-audio").exit_code == 0

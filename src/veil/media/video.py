@@ -581,7 +581,11 @@ class VideoWriter:
                 self._copy_video(template, info)
             self._audio = {}
             for stream in audio_streams:
-                out = self._container.add_stream_from_template(stream)
+                try:
+                    out = self._container.add_stream_from_template(stream)
+                except ValueError as exc:  # e.g. AAC into WebM
+                    raise RedactionError(f"cannot copy the sound: {exc} (try --drop-audio)",
+                                         target) from None
                 out.metadata.clear()
                 self._audio[stream.index] = out
             self._container.metadata.clear()
