@@ -166,7 +166,7 @@ def main() -> int:
                        "--jobs", "1", kill_when=second)
         rerun = _veil(source.parent, "-o", folder / "resume", "--segment-minutes", minutes, "--jobs", "1")
         same = (folder / "resume" / source.name).read_bytes() == (folder / "cut1" / source.name).read_bytes()
-        print(f"| run | seconds | vs whole |\n| --- | ---: | ---: |")
+        print("| run | seconds | vs whole |\n| --- | ---: | ---: |")
         print(f"| whole (--segment-minutes 0) | {whole:.1f} | 1.00x |")
         print(f"| cut, --jobs 1 | {cut1:.1f} | {cut1 / whole:.2f}x |")
         print(f"| cut, --jobs 2 | {cut2:.1f} | {cut2 / whole:.2f}x |")
