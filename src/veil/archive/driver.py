@@ -39,11 +39,11 @@ from ..batch import Job
 from ..edits import PlanFile
 from ..media.kinds import VIDEO_SUFFIXES, require_regular_file
 from ..pipeline import default_output, failed_report
-from ..segments import Segment
+from ..segments import SEGMENT_S, Segment
 from .ledger import Ledger, Row, State, content_hash, settings_hash, unsettled_tries
 from .pool import Executor
 from .progress import Counts
-from .segmented import SEGMENT_S, SegmentedFile, plan_segments, wanted_segments
+from .segmented import SegmentedFile, plan_segments, wanted_segments
 from .worker import VIDEO_SLOTS, Outcome, Task, remove_partials
 
 # How often a file may take a worker down with it before it is failed (the first try included).

@@ -22,7 +22,7 @@ from pathlib import Path
 from .._atomic import staged_output
 from .._types import Config, FileReport
 from ..media.join import JOINABLE, PART_SUFFIX, join_parts
-from ..segments import SEGMENT_S, Segment, index_video, overlap_s, split, stated_seconds
+from ..segments import Segment, index_video, overlap_s, split, stated_seconds
 from .ledger import SEGMENT_MARK, Ledger, Row, State, unsettled_tries
 from .worker import Task, remove_partials
 
@@ -38,10 +38,7 @@ def wanted_segments(source: Path, target: Path, config: Config, segment_s: float
     stated = stated_seconds(source)  # the header first: most videos are short
     if stated is not None and stated < 1.5 * segment_s:
         return []
-    index = index_video(source)
-    if index.duration < 2 * segment_s:
-        return []
-    segments = split(index, segment_s, overlap_s(config))
+    segments = split(index_video(source), segment_s, overlap_s(config))  # one if under two long
     return segments if len(segments) > 1 else []
 
 
@@ -105,7 +102,6 @@ class SegmentedFile:
     key: str
     segments: list[Segment]
     reports: dict[int, FileReport] = field(default_factory=dict)  # by segment number
-    failed: bool = False
 
     @property
     def complete(self) -> bool:
@@ -145,4 +141,4 @@ class SegmentedFile:
 
 
 __all__ = ["SegmentedFile", "SegmentPlan", "plan_segments", "wanted_segments", "segment_key", "segment_settings",
-           "part_path", "part_done", "SEGMENT_S"]
+           "part_path", "part_done"]

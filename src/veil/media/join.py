@@ -82,7 +82,8 @@ def _timed(packets: Iterator[Any]) -> Iterator[tuple[float, int, Any]]:
 def _video_packets(parts: Sequence[Path], starts: Sequence[Fraction],
                    source: Path) -> Iterator[tuple[float, int, Any]]:
     """The parts' video packets in order, moved to their start (`starts`, in seconds), with their
-    decoding time in seconds. A packet without a dts takes the time of the one before it."""
+    decoding time in seconds. A packet without a dts takes the time of the one before it (0 for
+    the first)."""
     last: float | None = None
     for part, start in zip(parts, starts):
         try:
@@ -103,11 +104,8 @@ def _video_packets(parts: Sequence[Path], starts: Sequence[Fraction],
                     if dts is not None and last is not None and dts <= last:
                         raise RedactionError(f"segment file {part.name} overlaps the one before "
                                              f"it ({dts:.3f} s <= {last:.3f} s)", source)
-                    if dts is not None:
-                        last = dts
-                    when = dts if dts is not None else \
-                        (last if last is not None else _seconds(packet.pts, packet) or 0.0)
-                    yield when, 0, packet
+                    last = dts if dts is not None else last
+                    yield (last or 0.0), 0, packet
         except av.error.FFmpegError as exc:
             raise RedactionError(f"cannot read segment file {part.name}: "
                                  f"{exc.strerror or exc}", source) from None
