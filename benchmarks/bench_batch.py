@@ -23,7 +23,6 @@ CPUs this process may use, and the load average before and after.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -52,13 +51,10 @@ def _photos(folder: Path, count: int) -> None:
 
 
 def _clips(folder: Path, count: int, seconds: float) -> None:
-    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_clips"] = module
-    spec.loader.exec_module(module)
+    from bench_video import load_make_clips
+
     render = folder.parent / "render"
-    entries = module.make_clips(str(render), count=count, seconds=seconds, fps=Fraction(15),
+    entries = load_make_clips().make_clips(str(render), count=count, seconds=seconds, fps=Fraction(15),
                                 size=(480, 270))
     folder.mkdir(parents=True)
     for entry in entries:

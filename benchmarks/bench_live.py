@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 DATA = ROOT.parent / "shared" / "data"
 
 from live_support import MIN_FACE, Clip, above_band, read_stamp, stamp_clip  # noqa: E402
+from bench_video import load_make_clips  # noqa: E402
 
 from veil.evaluate import COVERED_FRACTION, covered_fractions  # noqa: E402
 from veil.live import LiveOptions, run_live  # noqa: E402
@@ -47,16 +48,6 @@ import numpy as np  # noqa: E402
 # run name -> (program clip number, size)
 RUNS = {"crowd720": (0, (1280, 720)), "pan720": (2, (1280, 720)), "crowd1080": (2, (1920, 1080))}
 
-
-def load_make_clips():  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_clips"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def render(make_clips, out: Path, number: int, size: tuple[int, int], seconds: float) -> Clip:  # type: ignore[no-untyped-def]

@@ -25,7 +25,6 @@ but not cut (what cutting could expose).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import subprocess
@@ -45,15 +44,13 @@ from veil._types import Config  # noqa: E402
 from veil.evaluate import COVERED_FRACTION, read_clip_truth  # noqa: E402
 from veil.segments import index_video, overlap_s, split  # noqa: E402
 
+from bench_video import load_make_clips  # noqa: E402
+
 MIN_FACE = 32
 
 
 def _render(folder: Path, seconds: float, size: tuple[int, int]) -> tuple[Path, list]:
-    spec = importlib.util.spec_from_file_location("make_clips", DATA / "make_clips.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_clips"] = module
-    spec.loader.exec_module(module)
+    module = load_make_clips()
     module.X264_OPTIONS.update(g="30", keyint_min="30")
     entry = module.make_clips(str(folder / "render"), count=1, seconds=seconds, size=size, seed=12)[0]
     source = folder / "in" / Path(entry["video"]).name
