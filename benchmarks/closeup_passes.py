@@ -11,6 +11,10 @@ as `FaceDetector` would run it with balanced's thresholds (the passes, a score f
 coarse ones, NMS) and turned into regions with balanced's sure-box margins, optionally full for
 boxes at least a given share of the frame's height; `veil.evaluate` scores it. The "as now" row
 reproduces `scan_image`'s balanced figures on both sets.
+
+`--yolo FILE` also asks whether a second network, added as a detector, finds the close-ups
+CenterFace misses: a YOLOv8 face model's boxes at 640 px (faceghost 0.1.5's model/v0-1.onnx, not a
+veil dependency; its metadata names Ultralytics' AGPL-3.0), kept from a score, with full margins.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import argparse
 import pickle
 import sys
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +56,12 @@ RULES: list[tuple[str, tuple[str | int, ...], float, float]] = [
 ]
 
 
+YOLO_RULES: list[tuple[str, tuple[str | int, ...], float, float]] = [
+    (f"now + YOLOv8 face >= {t}, full margins", ("x1.5", 640, 288, 160, f"yolo@{t}"), 0.3, 0.35)
+    for t in (0.3, 0.5, 0.7)
+]
+
+
 def _scale(key: str | int, width: int, height: int) -> float:
     return float(key[1:]) if isinstance(key, str) else key / max(width, height)
 
@@ -58,6 +70,7 @@ def cached_passes(truths: list[FrameTruth], images: Path, cache_path: Path
                   ) -> dict[tuple[int, str | int], tuple[np.ndarray, np.ndarray]]:
     cache = pickle.loads(cache_path.read_bytes()) if cache_path.exists() else {}
     detector = FaceDetector(DetectorSettings(thresholds=(0.02,) * 4))
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
     for i, truth in enumerate(truths):
         todo = [key for key in PASSES if (i, key) not in cache]
         if not todo:
@@ -69,7 +82,6 @@ def cached_passes(truths: list[FrameTruth], images: Path, cache_path: Path
         if i % 25 == 0:
             cache_path.write_bytes(pickle.dumps(cache))
             print(f"  {cache_path.name}: {i + 1}/{len(truths)}", file=sys.stderr, flush=True)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
     cache_path.write_bytes(pickle.dumps(cache))
     return cache
 
@@ -79,8 +91,13 @@ def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[st
     """Image i's detections as `FaceDetector` makes them with balanced's thresholds, from the
     cached `passes`, the coarse ones (under 640 px) kept from `floor` on."""
     settings = presets.STILL[DetectPreset.BALANCED]
-    parts = []
+    parts, second = [], []
     for key in passes:
+        if isinstance(key, str) and key.startswith("yolo@"):  # a second detector: full margins
+            boxes, values = cache[(i, "yolo")]
+            kept = values >= float(key[5:])
+            second.append(Detections(boxes[kept], np.zeros(int(kept.sum()), np.float32)))
+            continue
         if isinstance(key, int) and max(truth.width, truth.height) <= key * 1.25:
             continue  # FaceDetector.passes: the frame is already that small
         boxes, values = cache[(i, key)]
@@ -88,7 +105,37 @@ def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[st
         parts.append(found[found.scores >= floor] if isinstance(key, int) and key < 640 else found)
     merged = Detections.concat(parts)
     kept = merged[settings.keep(merged)] if len(merged) else merged
-    return kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
+    kept = kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
+    return Detections.concat([kept] + [part for part in second if len(part)])
+
+
+def yolo_boxes(net: Any, pixels: np.ndarray, side: int = 640) -> tuple[np.ndarray, np.ndarray]:
+    """A YOLOv8 face model's boxes (xyxy in the frame) and scores from 0.05, after NMS at 0.45,
+    the longer side resized to `side` (both sides a multiple of its stride, 32)."""
+    height, width = pixels.shape[:2]
+    s = side / max(width, height)
+    w, h = max(32, int(round(width * s / 32)) * 32), max(32, int(round(height * s / 32)) * 32)
+    tile = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    batch = np.transpose(tile.astype(np.float32)[None] / 255.0, (0, 3, 1, 2))
+    cx, cy, bw, bh, conf = net.run(None, {net.get_inputs()[0].name: batch})[0][0]
+    keep = conf >= 0.05
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)[keep]
+    boxes = (boxes * np.array([width / w, height / h, width / w, height / h])).astype(np.float32)
+    scores = conf[keep].astype(np.float32)
+    order = nms(boxes, scores, 0.45) if len(boxes) else np.zeros(0, int)
+    return boxes[order], scores[order]
+
+
+def add_yolo(cache: dict, truths: list[FrameTruth], images: Path, model: Path, cache_path: Path) -> None:
+    """Cache the YOLO model's boxes for each image under (i, "yolo")."""
+    if all((i, "yolo") in cache for i in range(len(truths))):
+        return
+    import onnxruntime as ort
+
+    net = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for i, truth in enumerate(truths):
+        cache[(i, "yolo")] = yolo_boxes(net, read_image(images / truth.image).pixels)
+    cache_path.write_bytes(pickle.dumps(cache))
 
 
 def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...], floor: float,
@@ -108,6 +155,7 @@ def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes")
+    parser.add_argument("--yolo", type=Path, help="a YOLOv8 face model (ONNX) to add as a second detector")
     args = parser.parse_args()
     if not CLOSEUP.is_file() or not DEV.is_file():
         print("build the close-up set first (benchmarks/hard_sets.py) and check ../shared/data",
@@ -116,9 +164,15 @@ def main() -> int:
     sets = {"close-up": read_annotations(CLOSEUP), "dev": read_annotations(DEV)}
     caches = {name: cached_passes(truths, (CLOSEUP if name == "close-up" else DEV).parent,
                                   args.cache / f"{name}.pkl") for name, truths in sets.items()}
+    rules = RULES
+    if args.yolo is not None:
+        for name, truths in sets.items():
+            add_yolo(caches[name], truths, (CLOSEUP if name == "close-up" else DEV).parent, args.yolo,
+                     args.cache / f"{name}.pkl")
+        rules = RULES[-2:-1] + YOLO_RULES
     print("| rule | close-up covered | close-up area | dev < 16 | 16-32 | 32-64 | 64+ | dev area |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, passes, floor, share in RULES:
+    for label, passes, floor, share in rules:
         close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share))
         dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share))
         faces = sum(b.faces for b in close.buckets[:4])

@@ -104,10 +104,36 @@ def yunet_score(detect: Any, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarra
     return scores
 
 
+def yolo_score(net: ort.InferenceSession, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The YOLOv8 face model's best score (0..1) for a face overlapping each xyxy box, in the same
+    zoomed square as YuNet's (3x the box, resized so the box is 64 px: a 192 px tile)."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.float32)
+    side = int(YUNET_SIDE * YUNET_GROW)
+    tiles, owns = [], []
+    for box in boxes.tolist():
+        tile, a, b = _square(pixels, box, YUNET_GROW)
+        s = side / tile.shape[1]
+        tiles.append(cv2.resize(tile, (side, side), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR))
+        owns.append([(box[0] - a) * s, (box[1] - b) * s, (box[2] - a) * s, (box[3] - b) * s])
+    batch = np.transpose(np.stack(tiles).astype(np.float32) / 255.0, (0, 3, 1, 2))
+    out = np.concatenate([net.run(None, {net.get_inputs()[0].name: batch[i:i + 32]})[0]
+                          for i in range(0, len(batch), 32)])  # (n, 5, anchors): cx, cy, w, h, score
+    scores = np.zeros(len(boxes), np.float32)
+    for i, own in enumerate(owns):
+        cx, cy, w, h, conf = out[i]
+        theirs = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
+        near = iou_matrix(np.array([own], np.float32), theirs)[0] > 0.3
+        if near.any():
+            scores[i] = conf[near].max()
+    return scores
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mtcnn", type=Path, help="folder with MTCNN's rnet.onnx and onet.onnx")
     parser.add_argument("--yunet", type=Path, help="folder where the yuface package is installed")
+    parser.add_argument("--yolo", type=Path, help="a YOLOv8 face model's ONNX file (faceghost 0.1.5's model/v0-1.onnx)")
     parser.add_argument("--check-from", type=float, default=0.0, metavar="PX",
                         help="verify only low-score boxes at least this tall (the ones that cost area)")
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes" / "dev.pkl")
@@ -115,8 +141,8 @@ def main() -> int:
     if not args.cache.is_file():
         print(f"no cache at {args.cache}: run benchmarks/closeup_passes.py first", file=sys.stderr)
         return 2
-    if args.mtcnn is None and args.yunet is None:
-        parser.error("give --mtcnn, --yunet or both")
+    if args.mtcnn is None and args.yunet is None and args.yolo is None:
+        parser.error("give --mtcnn, --yunet, --yolo or more than one")
     verifiers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
     if args.mtcnn is not None:
         options = ort.SessionOptions()
@@ -130,6 +156,9 @@ def main() -> int:
         import yuface
 
         verifiers["yunet"] = functools.partial(yunet_score, yuface.detect)
+    if args.yolo is not None:
+        net = ort.InferenceSession(str(args.yolo), providers=["CPUExecutionProvider"])
+        verifiers["yolo"] = functools.partial(yolo_score, net)
     truths = read_annotations(closeup_passes.DEV)
     cache = pickle.loads(args.cache.read_bytes())
     rows = []
