@@ -192,7 +192,14 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     """`preset` is veil's video setting for that preset; `preset:k` runs it on every k-th frame;
     `preset@scale` scales frames for the detector; `image-preset` runs the still-image preset's
     passes; `preset~fp32` runs the fp32 detector at the still preset's thresholds instead of
-    INT8; a trailing `:still` turns camera-motion compensation off (a still camera assumed)."""
+    INT8; a trailing `:still` turns camera-motion compensation off (a still camera assumed);
+    `preset=t1/t2/t3/t4` replaces the four size tiers' thresholds (to compare a preset's old ones)."""
+    label = text
+    text, _, tiers = text.partition("=")
+    if tiers:
+        name, detect = parse_setting(text)
+        thresholds = tuple(float(t) for t in tiers.split("/"))
+        return label, replace(detect, detector=replace(detect.detector, thresholds=thresholds))
     text, _, precision = text.partition("~")
     parts = text.split(":")
     still = parts[-1] == "still"

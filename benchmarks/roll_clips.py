@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/roll_clips.py [--seed 8] [--seconds 3] [--clips 3]
                                               [--views upright,cw,ccw,roll] [--settings balanced]
-                                              [--before] [--rotated-floors 0.05,0]
+                                              [--before] [--rotated-floors 0.05,0] [--floors 0.25]
 
 A head-worn or handheld camera that rolls puts faces at 90 degrees in the frame, where CenterFace
 scores them low or not at all. `Config.roll` (`veil redact --roll`) also runs every detector pass
@@ -24,8 +24,9 @@ Each view is re-encoded as H.264 (PyAV) and redacted by veil with each setting, 
 `Config.roll`, and scored as bench_video.py scores: covered recall of faces >= 32 px, the longest
 run of frames any such face went unmasked, the median masked fraction of the frame and of the
 face area, and the seconds the redaction took. `--before` adds `--roll` as first built (every turned
-view under presets.ROTATED_MIN_SCORE, none taken for the upright one: rotate.standing_view off),
-`--rotated-floors` the same at other floors, each in the same run.
+view under presets.ROLL_MIN_SCORE, none taken for the upright one: rotate.standing_view off),
+`--rotated-floors` the same at other floors, `--floors` veil's --roll at other floors, each in the
+same run.
 """
 
 from __future__ import annotations
@@ -146,8 +147,11 @@ def main() -> int:
     parser.add_argument("--settings", default="balanced")
     parser.add_argument("--rotated-floors", default="",
                         help="also run --roll with these floors on boxes seen only sideways "
-                             "(comma-separated; veil's is presets.ROTATED_MIN_SCORE), in every "
+                             "(comma-separated; veil's is presets.ROLL_MIN_SCORE), in every "
                              "turned view")
+    parser.add_argument("--floors", default="",
+                        help="also run --roll as veil runs it (the standing view kept whole) with "
+                             "these floors on boxes seen only sideways (comma-separated)")
     parser.add_argument("--before", action="store_true",
                         help="also run --roll as first built: the floor on every turned view, "
                              "none taken for upright (rotate.standing_view)")
@@ -157,7 +161,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown views {sorted(unknown)}; choose from {', '.join(VIEWS)}")
     settings = [parse_setting(s) for s in args.settings.split(",")]
-    veil_floor = pipeline.ROTATED_MIN_SCORE
+    veil_floor = pipeline.ROLL_MIN_SCORE
     floors = [float(f) for f in args.rotated_floors.split(",") if f]
     veil_standing = rotate.standing_view
     variants: list[tuple[str, bool, float, Callable[..., int]]] = [
@@ -165,6 +169,8 @@ def main() -> int:
     if args.before:  # issue 18's first --roll: every turned view under the floor
         variants.append((" --roll before", True, veil_floor, lambda *_: 0))
     variants += [(f" --roll@{f:g}", True, f, lambda *_: 0) for f in floors]
+    variants += [(f" --roll floor {f:g}", True, f, veil_standing)
+                 for f in (float(f) for f in args.floors.split(",") if f)]
     totals: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="veil-roll-") as tmp_name:
         tmp = Path(tmp_name)
@@ -183,13 +189,13 @@ def main() -> int:
                     for suffix, roll, floor, standing in variants:
                         recorder = Recorder()
                         started = time.perf_counter()
-                        pipeline.ROTATED_MIN_SCORE = floor
+                        pipeline.ROLL_MIN_SCORE = floor
                         rotate.standing_view = standing
                         try:
                             redact_file(turned, tmp / "out.mp4", Config(roll=roll), overwrite=True,
                                         plan=recorder, detect_settings=setting)
                         finally:
-                            pipeline.ROTATED_MIN_SCORE = veil_floor
+                            pipeline.ROLL_MIN_SCORE = veil_floor
                             rotate.standing_view = veil_standing
                         seconds = time.perf_counter() - started
                         r = score(truth, recorder.coverages)

@@ -17,7 +17,7 @@ from veil.detect.faces import DetectorSettings
 from veil.detect.rotate import (MEMORY, Rotated, merge_views, rotate_boxes, rotate_frame, standing_view,
                                unrotate, view_evidence)
 from veil.pipeline import still_stages, video_stages
-from veil.presets import STILL, rotations
+from veil.presets import ROLL_MIN_SCORE, ROTATED_MIN_SCORE, STILL, rotations
 
 
 def _drawn_box(image: np.ndarray) -> list[float]:
@@ -166,6 +166,18 @@ def test_thorough_searches_stills_sideways_and_video_only_when_the_camera_rolls(
     # A caller's own detector is used as given, never turned.
     mine = StaticDetector([(1, 1, 9, 9)])
     assert still_stages(Config(detect=DetectPreset.THOROUGH), pixels, mine).detector is mine
+
+
+def test_stills_and_rolling_video_have_their_own_floor_for_sideways_boxes() -> None:
+    """Stills keep sideways-only boxes from ROTATED_MIN_SCORE; video, where the upright view is
+    found over a few detector frames, from the lower ROLL_MIN_SCORE (benchmarks/roll_clips.py)."""
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
+    still = still_stages(Config(detect=DetectPreset.THOROUGH), pixels).detector
+    video = video_stages(Config(roll=True), 30.0).detector
+    assert isinstance(still, Rotated) and isinstance(video, Rotated)
+    assert still.min_score == ROTATED_MIN_SCORE and still.memory == 0.0
+    assert video.min_score == ROLL_MIN_SCORE and video.memory == MEMORY
+    assert ROLL_MIN_SCORE < ROTATED_MIN_SCORE
 
 
 def test_every_still_preset_has_a_coarse_pass_for_frame_filling_faces() -> None:

@@ -40,6 +40,7 @@ from .motion import with_motion
 from .paint import apply_masks, paint_frame
 from .presets import (
     VideoDetectSettings,
+    ROLL_MIN_SCORE,
     ROTATED_MIN_SCORE,
     rotations,
     still_settings,
@@ -99,7 +100,10 @@ def _turned(detector: Detector, config: Config, video: bool = False) -> Detector
     """veil's own detector, also run on the frame turned sideways where the preset (stills) or
     Config.roll (video) asks for it (detect/rotate.py). A caller's detector is used as given."""
     turns = rotations(config, video)
-    return Rotated(detector, turns, ROTATED_MIN_SCORE, memory=MEMORY if video else 0.0) if turns else detector
+    if not turns:
+        return detector
+    return (Rotated(detector, turns, ROLL_MIN_SCORE, memory=MEMORY) if video
+            else Rotated(detector, turns, ROTATED_MIN_SCORE))
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,
