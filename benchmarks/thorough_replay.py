@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from veil import presets  # noqa: E402
-from veil._types import Config, Detections, DetectPreset  # noqa: E402
+from veil._types import Config, Detections, DetectPreset, MaskRegions  # noqa: E402
 from veil.detect.faces import DetectorSettings, FaceDetector  # noqa: E402
 from veil.detect.rotate import (SIDEWAYS, Rotated, merge_views, rotate_frame, standing_view,  # noqa: E402
                                unrotate, view_evidence)
@@ -131,23 +131,29 @@ def sure_margins(value: tuple[float, float, float] | None) -> Iterator[None]:
         presets.SURE_MARGINS[DetectPreset.THOROUGH] = old
 
 
-def run_rule(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict, pixels: dict[str, np.ndarray],
-             upright_heights: bool = False) -> list[FrameScore]:
+def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict,
+                 pixels: dict[str, np.ndarray]) -> Iterator[tuple[FrameTruth, Detections, MaskRegions]]:
+    """Each image's detections and plan under the rule, as `scan_image` makes them."""
     settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds)
     detector = ReplayDetector(settings, cache)
     config = Config(detect=DetectPreset.THOROUGH)
-    scores = []
     with sure_margins(rule.sure):
         for truth in truths:
             if truth.image not in pixels:
                 pixels[truth.image] = read_image(folder / truth.image).pixels
             turned = (Rotated(detector, SIDEWAYS, rule.rotated_min) if isinstance(rule.rotated_min, float)
                       else TieredRotated(detector, rule.rotated_min))
-            detections, plan = scan_image(pixels[truth.image], config, detector=turned)
-            score = score_plan(truth, detections, plan)
-            if upright_heights and truth.image.startswith(("rot090/", "rot270/")):
-                score = replace(score, heights=truth.boxes[:, 2].copy())
-            scores.append(score)
+            yield (truth, *scan_image(pixels[truth.image], config, detector=turned))
+
+
+def run_rule(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict, pixels: dict[str, np.ndarray],
+             upright_heights: bool = False) -> list[FrameScore]:
+    scores = []
+    for truth, detections, plan in replay_plans(rule, truths, folder, cache, pixels):
+        score = score_plan(truth, detections, plan)
+        if upright_heights and truth.image.startswith(("rot090/", "rot270/")):
+            score = replace(score, heights=truth.boxes[:, 2].copy())
+        scores.append(score)
     return scores
 
 
