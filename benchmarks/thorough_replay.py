@@ -94,30 +94,27 @@ class Rule:
     sure: tuple[float, float, float] | None = presets.SURE_MARGINS[DetectPreset.THOROUGH]
 
 
+OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
+NEW = (0.05, 0.05, 0.08, 0.1)
 RULES = [
     Rule("as now"),
-    Rule(">= 64 px at 0.15", thresholds=(0.05, 0.05, 0.06, 0.15)),
-    Rule(">= 64 px at 0.2", thresholds=(0.05, 0.05, 0.06, 0.2)),
-    Rule("32-64 at 0.08, >= 64 at 0.15", thresholds=(0.05, 0.05, 0.08, 0.15)),
-    Rule("32-64 at 0.1, >= 64 at 0.2", thresholds=(0.05, 0.05, 0.1, 0.2)),
-    Rule("sideways boxes from 0.2", rotated_min=0.2),
-    Rule("sideways boxes from 0.3", rotated_min=0.3),
-    Rule("sure from 0.2", sure=(0.2, 0.6, 0.35)),
-    Rule("sure x0.5", sure=(0.3, 0.5, 0.35)),
-    Rule("sideways boxes from 0.25", rotated_min=0.25),
-    Rule("sideways from 0.2, >= 64 px at 0.15", thresholds=(0.05, 0.05, 0.06, 0.15), rotated_min=0.2),
-    Rule("sideways from 0.2, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=0.2),
-    Rule("sideways from 0.2, 16-32 at 0.06, 32-64 at 0.08", thresholds=(0.05, 0.06, 0.08, 0.1), rotated_min=0.2),
-    Rule("sideways from 0.2, >= 64 px at 0.12", thresholds=(0.05, 0.05, 0.06, 0.12), rotated_min=0.2),
-    Rule("sideways from 0.25, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=0.25),
-    Rule("sideways from 0.25, 32-64 at 0.1", thresholds=(0.05, 0.05, 0.1, 0.1), rotated_min=0.25),
-    Rule("sideways from 0.3, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=0.3),
-    Rule("sideways from 0.25, 32-64 at 0.09", thresholds=(0.05, 0.05, 0.09, 0.1), rotated_min=0.25),
-    Rule("sideways only when standing, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=0.999),
-    Rule("sideways from 0.5, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=0.5),
-    Rule("sideways 0.25/0.25/0.25/0.4, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=(0.25, 0.25, 0.25, 0.4)),
-    Rule("sideways 0.5/0.5/0.25/0.25, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=(0.5, 0.5, 0.25, 0.25)),
-    Rule("sideways 0.25/0.5/0.5/0.25, 32-64 at 0.08", thresholds=(0.05, 0.05, 0.08, 0.1), rotated_min=(0.25, 0.5, 0.5, 0.25)),
+    Rule("before (sideways floor 0.15, 32-64 at 0.06)", thresholds=OLD, rotated_min=0.15),
+    Rule(">= 64 px at 0.15", thresholds=(0.05, 0.05, 0.06, 0.15), rotated_min=0.15),
+    Rule(">= 64 px at 0.2", thresholds=(0.05, 0.05, 0.06, 0.2), rotated_min=0.15),
+    Rule("32-64 at 0.08, >= 64 at 0.15", thresholds=(0.05, 0.05, 0.08, 0.15), rotated_min=0.15),
+    Rule("32-64 at 0.1, >= 64 at 0.2", thresholds=(0.05, 0.05, 0.1, 0.2), rotated_min=0.15),
+    Rule("sure boxes from 0.2", thresholds=OLD, rotated_min=0.15, sure=(0.2, 0.6, 0.35)),
+    Rule("sure boxes x0.5", thresholds=OLD, rotated_min=0.15, sure=(0.3, 0.5, 0.35)),
+    Rule("sideways floor 0.2", thresholds=OLD, rotated_min=0.2),
+    Rule("sideways floor 0.25", thresholds=OLD, rotated_min=0.25),
+    Rule("sideways floor 0.3", thresholds=OLD, rotated_min=0.3),
+    Rule("sideways floor 0.25, 32-64 at 0.08 (adopted)", thresholds=NEW, rotated_min=0.25),
+    Rule("sideways floor 0.25, 32-64 at 0.09", thresholds=(0.05, 0.05, 0.09, 0.1), rotated_min=0.25),
+    Rule("sideways floor 0.25, 32-64 at 0.1", thresholds=(0.05, 0.05, 0.1, 0.1), rotated_min=0.25),
+    Rule("sideways floor 0.3, 32-64 at 0.08", thresholds=NEW, rotated_min=0.3),
+    Rule("no sideways boxes but the standing view's, 32-64 at 0.08", thresholds=NEW, rotated_min=0.999),
+    Rule("sideways floor 0.25, but 0.4 for >= 64 px; 32-64 at 0.08", thresholds=NEW,
+         rotated_min=(0.25, 0.25, 0.25, 0.4)),
 ]
 
 
