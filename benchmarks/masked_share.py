@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/masked_share.py ../shared/data/real_dev/*.mp4 [--presets fast,balanced]
                                                 [--sheet test-artifacts/sheets] [--frames 12]
+                                                [--edge-scale 1]
 
 Real clips carry no ground truth, so what is measured is what a viewer loses: the mean and the
 largest share of the frame's pixels inside veil's regions. Each clip is decoded and run through
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_video import before_issue19  # noqa: E402
 
+from veil import presets  # noqa: E402
 from veil._types import Config, DetectPreset, MaskRegions  # noqa: E402
 from veil.evaluate import boxes_coverage  # noqa: E402
 from veil.media.video import VideoReader  # noqa: E402
@@ -91,7 +93,11 @@ def main() -> None:
     parser.add_argument("--presets", default="fast,balanced")
     parser.add_argument("--sheet", type=Path, help="folder for contact sheets (git-ignored!)")
     parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--edge-scale", type=float, default=None,
+                        help="replace presets.EDGE_SCALE (1: boxes at the frame's edge get no lower threshold)")
     args = parser.parse_args()
+    if args.edge_scale is not None:
+        presets.EDGE_SCALE = args.edge_scale  # video_settings reads it on each call
     print(f"{'clip':34} {'preset':9} {'before mean':>11} {'after mean':>10} {'before max':>10} "
           f"{'after max':>9}")
     for video in args.videos:
