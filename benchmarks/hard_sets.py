@@ -220,6 +220,7 @@ def main() -> int:
     parser.add_argument("--stride", type=int, default=1, help="rotated: every N-th dev photo")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--roll", action="store_true", help="Config.roll: every preset also searches sideways")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if not args.annotations.is_file():
@@ -249,7 +250,7 @@ def main() -> int:
                 if folder in wanted and Path(t.image).name in keep:
                     groups.setdefault(f"rotated {folder[3:]}", []).append(t)
         for preset in [p for p in args.presets.split(",") if p]:
-            config = Config(detect=DetectPreset(preset), threads=args.threads)
+            config = Config(detect=DetectPreset(preset), threads=args.threads, roll=args.roll)
             print(f"\n{name}, {preset}:\n" + header(["<16", "16-32", "32-64", "64+", ">=32", "all"]),
                   flush=True)
             for report in score_groups(groups, args.out, config, preset, name == "rotated"):
