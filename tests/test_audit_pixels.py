@@ -10,6 +10,8 @@ from PIL import Image
 
 from veil import MaskRegions, MaskShape, MaskStyle
 from veil.audit.pixels import (
+    EDGE_RUN_PX,
+    RING_PX,
     RUN_PX,
     channel_difference,
     check_regions,
@@ -103,6 +105,28 @@ def test_a_strip_of_original_pixels_is_found(where: str, style: MaskStyle) -> No
         assert bx == x1 - 1 and bw == 1
     else:
         assert x0 + 30 <= bx and bx + bw <= x0 + 38 and y0 + 20 <= by and by + bh <= y0 + 28
+
+
+@pytest.mark.parametrize("inset,length,found", [
+    (2, RUN_PX, False),  # codec ringing near the border: a short chance match is not a leak
+    (RING_PX - 1, RUN_PX, False),
+    (RING_PX, RUN_PX, True),  # past the ringing band the usual run length holds
+    (12, RUN_PX, True),
+    (2, EDGE_RUN_PX, True),  # a longer run near the border still is one
+])
+def test_short_matches_in_the_codec_ringing_band_are_not_leaks(inset: int, length: int, found: bool) -> None:
+    """H.264 carries the picture just outside a solid box a few pixels into it; where the
+    original continues that picture, a few output pixels match it by chance (a yuv444 clip's
+    audit flagged 4 dark-grey pixels 2 px inside a box's bottom edge)."""
+    original = _textured()
+    output = apply_masks(original, PLAN, MaskStyle.SOLID)
+    x0, y0, x1, y1 = PLAN.boxes[1]
+    row, start = y1 - 1 - inset, x0 + 40
+    output[row, start:start + length] = original[row, start:start + length]
+    verdicts, _ = _verdicts(original, output)
+    assert verdicts[0].surviving_pixels == 0
+    assert (verdicts[1].surviving_pixels == length) is found, verdicts[1]
+    assert (verdicts[1].surviving_pixels == 0) is not found, verdicts[1]
 
 
 def test_an_unmasked_region_is_reported_as_unmasked() -> None:
