@@ -116,13 +116,13 @@ def runs(mask: np.ndarray, length: int = RUN_PX) -> np.ndarray:
     return out
 
 
-def _eroded(inside: np.ndarray, by: int) -> np.ndarray:
-    """`inside` shrunk by `by` pixels, counting everything outside the array as outside."""
+def _border_band(inside: np.ndarray) -> np.ndarray:
+    """The pixels of `inside` within RING_PX of its border (outside the array counts as outside)."""
     import cv2
 
-    padded = np.pad(inside.astype(np.uint8), by)
-    shrunk = cv2.erode(padded, np.ones((2 * by + 1, 2 * by + 1), np.uint8))
-    return shrunk[by:-by, by:-by].astype(bool) if by else inside
+    padded = np.pad(inside.astype(np.uint8), RING_PX)
+    shrunk = cv2.erode(padded, np.ones((2 * RING_PX + 1, 2 * RING_PX + 1), np.uint8))
+    return inside & ~shrunk[RING_PX:-RING_PX, RING_PX:-RING_PX].astype(bool)
 
 
 def _low_frequency_correlation(original: np.ndarray, output: np.ndarray) -> float:
@@ -209,8 +209,8 @@ def check_regions(original: np.ndarray, output: np.ndarray, plan: MaskRegions,
         matches = matches_all[y0:y1, x0:x1] & inside
         style, explained, correlation = classify_region(orig, out, inside, matches, tolerance)
         candidates = matches & ~explained
-        band = inside & ~_eroded(inside, RING_PX)
-        surviving = ((runs(candidates) & ~band) | (runs(candidates, EDGE_RUN_PX) & band)) & inside
+        band = _border_band(inside)  # the candidates, and so their runs, lie inside the region
+        surviving = (runs(candidates) & ~band) | (runs(candidates, EDGE_RUN_PX) & band)
         count = int(surviving.sum())
         box = None
         if count:
