@@ -106,7 +106,14 @@ def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[st
     merged = Detections.concat(parts)
     kept = merged[settings.keep(merged)] if len(merged) else merged
     kept = kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
-    return Detections.concat([kept] + [part for part in second if len(part)])
+    return Detections.concat([kept, *second])
+
+
+def yolo_decode(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One image's YOLOv8 output, (5, anchors) rows cx, cy, w, h, score: xyxy boxes (float32, in
+    the network input's pixels) and scores, before any threshold or NMS."""
+    cx, cy, w, h, conf = raw
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32), conf
 
 
 def yolo_boxes(net: Any, pixels: np.ndarray, side: int = 640) -> tuple[np.ndarray, np.ndarray]:
@@ -117,10 +124,9 @@ def yolo_boxes(net: Any, pixels: np.ndarray, side: int = 640) -> tuple[np.ndarra
     w, h = max(32, int(round(width * s / 32)) * 32), max(32, int(round(height * s / 32)) * 32)
     tile = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     batch = np.transpose(tile.astype(np.float32)[None] / 255.0, (0, 3, 1, 2))
-    cx, cy, bw, bh, conf = net.run(None, {net.get_inputs()[0].name: batch})[0][0]
+    boxes, conf = yolo_decode(net.run(None, {net.get_inputs()[0].name: batch})[0][0])
     keep = conf >= 0.05
-    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)[keep]
-    boxes = (boxes * np.array([width / w, height / h, width / w, height / h])).astype(np.float32)
+    boxes = (boxes[keep] * np.array([width / w, height / h, width / w, height / h])).astype(np.float32)
     scores = conf[keep].astype(np.float32)
     order = nms(boxes, scores, 0.45) if len(boxes) else np.zeros(0, int)
     return boxes[order], scores[order]
@@ -169,7 +175,7 @@ def main() -> int:
         for name, truths in sets.items():
             add_yolo(caches[name], truths, (CLOSEUP if name == "close-up" else DEV).parent, args.yolo,
                      args.cache / f"{name}.pkl")
-        rules = RULES[-2:-1] + YOLO_RULES
+        rules = [rule for rule in RULES if rule[0].endswith("(now)")] + YOLO_RULES
     print("| rule | close-up covered | close-up area | dev < 16 | 16-32 | 32-64 | 64+ | dev area |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, passes, floor, share in rules:

@@ -126,8 +126,7 @@ def yolo_score(net: ort.InferenceSession, pixels: np.ndarray, boxes: np.ndarray)
                           for i in range(0, len(batch), 32)])  # (n, 5, anchors): cx, cy, w, h, score
     scores = np.zeros(len(boxes), np.float32)
     for i, own in enumerate(owns):
-        cx, cy, w, h, conf = out[i]
-        theirs = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
+        theirs, conf = closeup_passes.yolo_decode(out[i])
         near = iou_matrix(np.array([own], np.float32), theirs)[0] > 0.3
         if near.any():
             scores[i] = conf[near].max()
