@@ -197,7 +197,7 @@ def parse_setting(text: str) -> tuple[str, VideoDetectSettings]:
     label = text
     text, _, tiers = text.partition("=")
     if tiers:
-        name, detect = parse_setting(text)
+        _, detect = parse_setting(text)
         thresholds = tuple(float(t) for t in tiers.split("/"))
         return label, replace(detect, detector=replace(detect.detector, thresholds=thresholds))
     text, _, precision = text.partition("~")

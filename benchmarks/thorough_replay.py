@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from veil import presets  # noqa: E402
 from veil._types import Config, Detections, DetectPreset, MaskRegions  # noqa: E402
 from veil.detect.faces import DetectorSettings, FaceDetector  # noqa: E402
-from veil.detect.rotate import (SIDEWAYS, Rotated, merge_views, rotate_frame, standing_view,  # noqa: E402
-                               unrotate, view_evidence)
+from veil.detect.rotate import SIDEWAYS, Rotated  # noqa: E402
 from veil.evaluate import EvalReport, FrameScore, FrameTruth, read_annotations, score_plan, summarise  # noqa: E402
 from veil.media.image import read_image  # noqa: E402
 from veil.pipeline import scan_image  # noqa: E402
@@ -56,14 +55,12 @@ class ReplayDetector(FaceDetector):
         super().__init__(settings)
         self.cache = cache
         self._raw = FaceDetector(replace(settings, thresholds=(FLOOR,) * 4, coarse_min_score=0.0))
-        self.misses = 0
 
     def _detect_pass(self, frame: np.ndarray, scale: float) -> Detections:
         key = (hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).hexdigest(), round(scale, 6))
         if key not in self.cache:
             found = self._raw._detect_pass(frame, scale)
             self.cache[key] = (found.boxes, found.scores, found.landmarks)
-            self.misses += 1
         boxes, scores, landmarks = self.cache[key]
         keep = scores >= self.settings.threshold * self.settings.edge_scale
         return Detections(boxes[keep], scores[keep], landmarks[keep])
@@ -76,14 +73,8 @@ class TieredRotated(Rotated):
         super().__init__(detector, SIDEWAYS, min(floors))
         self.floors = DetectorSettings(thresholds=floors)
 
-    def __call__(self, frame: np.ndarray) -> Detections:
-        height, width = frame.shape[:2]
-        views = [self.detector(frame)]
-        for turns in self.turns:
-            views.append(unrotate(self.detector(rotate_frame(frame, turns)), turns, width, height))
-        upright = standing_view(view_evidence(views))
-        views = [found if i in (0, upright) else found[self.floors.keep(found)] for i, found in enumerate(views)]
-        return merge_views(views, self.iou)
+    def _sideways(self, found: Detections) -> Detections:
+        return found[self.floors.keep(found)]
 
 
 @dataclass(frozen=True)

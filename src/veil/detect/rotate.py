@@ -135,9 +135,12 @@ class Rotated:
         if self.min_score > 0:
             self._evidence = np.maximum(self.memory * self._evidence, view_evidence(views))
             upright = standing_view(self._evidence)
-            views = [found if i in (0, upright) else found[found.scores >= self.min_score]
-                     for i, found in enumerate(views)]
+            views = [found if i in (0, upright) else self._sideways(found) for i, found in enumerate(views)]
         return merge_views(views, self.iou)
+
+    def _sideways(self, found: Detections) -> Detections:
+        """What a turned view keeps when the picture does not stand upright in it."""
+        return found[found.scores >= self.min_score]
 
 
 __all__ = ["SIDEWAYS", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST", "MEMORY", "Rotated",
