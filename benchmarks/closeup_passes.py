@@ -7,9 +7,9 @@ Runs CenterFace once per image and candidate pass (the 1.5x tile pass, 640 px, a
 at 480, 384, 288, 224 and 160 px on the longer side) with a score floor of 0.02, on the close-up
 set (benchmarks/hard_sets.py) and on the 183 WIDER dev photos, and caches the boxes under
 test-artifacts/ (git-ignored: WIDER derivatives are never committed). Each rule is then replayed
-as `FaceDetector` would run it with balanced's thresholds (the passes, a score floor on the
-coarse ones, NMS) and turned into regions with balanced's sure-box margins, optionally full for
-boxes at least a given share of the frame's height; `veil.evaluate` scores it. The "as now" row
+through veil's own `FaceDetector` with balanced's thresholds, only the network's output read from
+the cache (the passes, a score floor on the coarse ones, NMS, support across passes) and turned into regions with balanced's sure-box margins, optionally full for
+boxes at least a given share of the frame's height; `veil.evaluate` scores it. The "now" row
 reproduces `scan_image`'s balanced figures on both sets.
 
 `--yolo FILE` also asks whether a second network, added as a detector, finds the close-ups
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,22 +43,29 @@ from veil.regions import mask_regions  # noqa: E402
 DEV = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
 CLOSEUP = ROOT / "test-artifacts" / "hard_sets" / "closeup.gt.jsonl"
 PASSES: tuple[str | int, ...] = ("x1.5", 640, 480, 384, 288, 224, 160)
-RULES: list[tuple[str, tuple[str | int, ...], float, float]] = [
-    # label, passes, floor on the coarse passes, full margins from this share of the height (0: never)
-    ("as before (288 px at 0.3)", ("x1.5", 640, 288), 0.3, 0.0),
-    ("+ 224 px", ("x1.5", 640, 288, 224), 0.3, 0.0),
-    ("+ 384 px", ("x1.5", 640, 288, 384), 0.3, 0.0),
-    ("+ 160 px", ("x1.5", 640, 288, 160), 0.3, 0.0),
-    ("+ 160 px, coarse floor 0.2", ("x1.5", 640, 288, 160), 0.2, 0.0),
-    ("+ 160 px, coarse floor 0.1", ("x1.5", 640, 288, 160), 0.1, 0.0),
-    ("full margins >= 0.35 H", ("x1.5", 640, 288), 0.3, 0.35),
-    ("+ 160 px, full margins >= 0.35 H (now)", ("x1.5", 640, 288, 160), 0.3, 0.35),
-    ("+ 160 px, floor 0.1, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.1, 0.35),
+RULES: list[tuple[str, tuple[str | int, ...], float, float, int]] = [
+    # label, passes, floor on the coarse passes, full margins from this share of the height (0: never),
+    # support across this many passes (0: off; DetectorSettings.support_passes)
+    ("as before (288 px at 0.3)", ("x1.5", 640, 288), 0.3, 0.0, 0),
+    ("+ 224 px", ("x1.5", 640, 288, 224), 0.3, 0.0, 0),
+    ("+ 384 px", ("x1.5", 640, 288, 384), 0.3, 0.0, 0),
+    ("+ 160 px", ("x1.5", 640, 288, 160), 0.3, 0.0, 0),
+    ("+ 160 px, coarse floor 0.2", ("x1.5", 640, 288, 160), 0.2, 0.0, 0),
+    ("+ 160 px, coarse floor 0.1", ("x1.5", 640, 288, 160), 0.1, 0.0, 0),
+    ("full margins >= 0.35 H", ("x1.5", 640, 288), 0.3, 0.35, 0),
+    ("+ 160 px, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.3, 0.35, 0),
+    ("+ 160 px, floor 0.1, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.1, 0.35, 0),
+    ("+ 160 px, full margins >= 0.35 H, support of 2 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 2),
+    ("+ 160 px, full margins >= 0.35 H, support of 3 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 3),
+    ("+ 160 px, full margins >= 0.35 H, support of 4 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 4),
+    ("now", ("x1.5", 640, presets.COARSE_SIDE, presets.CLOSEUP_SIDE), presets.COARSE_MIN_SCORE,
+     presets.SURE_MARGINS[DetectPreset.BALANCED][2], presets.STILL[DetectPreset.BALANCED].support_passes),
 ]
 
 
-YOLO_RULES: list[tuple[str, tuple[str | int, ...], float, float]] = [
-    (f"now + YOLOv8 face >= {t}, full margins", ("x1.5", 640, 288, 160, f"yolo@{t}"), 0.3, 0.35)
+YOLO_RULES: list[tuple[str, tuple[str | int, ...], float, float, int]] = [
+    (f"+ 160 px, full margins >= 0.35 H, + YOLOv8 face >= {t}, full margins",
+     ("x1.5", 640, 288, 160, f"yolo@{t}"), 0.3, 0.35, 0)
     for t in (0.3, 0.5, 0.7)
 ]
 
@@ -86,27 +94,38 @@ def cached_passes(truths: list[FrameTruth], images: Path, cache_path: Path
     return cache
 
 
+class CachedPasses(FaceDetector):
+    """`FaceDetector` reading image `index`'s passes from the floor-0.02 cache instead of running
+    the network, so each rule runs veil's own merging (thresholds, coarse floor, NMS, support)."""
+
+    def __init__(self, settings: DetectorSettings, cache: dict, index: int, truth: FrameTruth) -> None:
+        super().__init__(settings)
+        self.cache, self.index = cache, index
+        self.keys = {round(_scale(key, truth.width, truth.height), 6): key for key in PASSES}
+
+    def _detect_pass(self, frame: np.ndarray, scale: float) -> Detections:
+        boxes, scores = self.cache[(self.index, self.keys[round(scale, 6)])]
+        keep = scores >= self.settings.decode_floor
+        return Detections(boxes[keep], scores[keep])
+
+
 def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[str | int, ...],
-                        floor: float) -> Detections:
-    """Image i's detections as `FaceDetector` makes them with balanced's thresholds, from the
-    cached `passes`, the coarse ones (under 640 px) kept from `floor` on."""
-    settings = presets.STILL[DetectPreset.BALANCED]
-    parts, second = [], []
+                        floor: float, support: int | None = None) -> Detections:
+    """Image i's detections as `FaceDetector` makes them with balanced's settings, from the cached
+    `passes` ("x1.5", 640 and coarse sides; "yolo@T" adds a second detector's boxes from T), the
+    coarse ones kept from `floor` on, and support across `support` passes (None: the preset's)."""
+    settings = replace(presets.STILL[DetectPreset.BALANCED], coarse_min_score=floor,
+                       coarse_sides=tuple(k for k in passes if isinstance(k, int) and k < 640))
+    if support is not None:
+        settings = replace(settings, support_passes=support)
+    frame = np.zeros((truth.height, truth.width, 3), np.uint8)  # only its size is read
+    found = CachedPasses(settings, cache, i, truth)(frame)
     for key in passes:
         if isinstance(key, str) and key.startswith("yolo@"):  # a second detector: full margins
             boxes, values = cache[(i, "yolo")]
             kept = values >= float(key[5:])
-            second.append(Detections(boxes[kept], np.zeros(int(kept.sum()), np.float32)))
-            continue
-        if isinstance(key, int) and max(truth.width, truth.height) <= key * 1.25:
-            continue  # FaceDetector.passes: the frame is already that small
-        boxes, values = cache[(i, key)]
-        found = Detections(boxes, values)
-        parts.append(found[found.scores >= floor] if isinstance(key, int) and key < 640 else found)
-    merged = Detections.concat(parts)
-    kept = merged[settings.keep(merged)] if len(merged) else merged
-    kept = kept[nms(kept.boxes, kept.scores, settings.nms_iou)] if len(kept) else kept
-    return Detections.concat([kept, *second])
+            found = Detections.concat([found, Detections(boxes[kept], np.zeros(int(kept.sum()), np.float32))])
+    return found
 
 
 def yolo_decode(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,13 +164,13 @@ def add_yolo(cache: dict, truths: list[FrameTruth], images: Path, model: Path, c
 
 
 def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...], floor: float,
-           closeup_share: float) -> list[FrameScore]:
+           closeup_share: float, support: int) -> list[FrameScore]:
     config = Config(detect=DetectPreset.BALANCED)
     threshold, factor = presets.SURE_MARGINS[DetectPreset.BALANCED][:2]
     sure = (threshold, factor, closeup_share) if closeup_share else (threshold, factor)
     scores = []
     for i, truth in enumerate(truths):
-        found = balanced_detections(cache, i, truth, passes, floor)
+        found = balanced_detections(cache, i, truth, passes, floor, support)
         plan = mask_regions(found, truth.width, truth.height, config, sure=sure)
         scores.append(score_frame(truth.boxes, truth.ignore, found.boxes, found.scores, plan.boxes,
                                   truth.width, truth.height))
@@ -162,6 +181,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes")
     parser.add_argument("--yolo", type=Path, help="a YOLOv8 face model (ONNX) to add as a second detector")
+    parser.add_argument("--rules", help="comma-separated row numbers of RULES to run (default: all)")
     args = parser.parse_args()
     if not CLOSEUP.is_file() or not DEV.is_file():
         print("build the close-up set first (benchmarks/hard_sets.py) and check ../shared/data",
@@ -170,17 +190,17 @@ def main() -> int:
     sets = {"close-up": read_annotations(CLOSEUP), "dev": read_annotations(DEV)}
     caches = {name: cached_passes(truths, (CLOSEUP if name == "close-up" else DEV).parent,
                                   args.cache / f"{name}.pkl") for name, truths in sets.items()}
-    rules = RULES
+    rules = [RULES[int(k)] for k in args.rules.split(",")] if args.rules else RULES
     if args.yolo is not None:
         for name, truths in sets.items():
             add_yolo(caches[name], truths, (CLOSEUP if name == "close-up" else DEV).parent, args.yolo,
                      args.cache / f"{name}.pkl")
-        rules = [rule for rule in RULES if rule[0].endswith("(now)")] + YOLO_RULES
+        rules = [RULES[7]] + YOLO_RULES
     print("| rule | close-up covered | close-up area | dev < 16 | 16-32 | 32-64 | 64+ | dev area |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, passes, floor, share in rules:
-        close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share))
-        dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share))
+    for label, passes, floor, share, support in rules:
+        close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share, support))
+        dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share, support))
         faces = sum(b.faces for b in close.buckets[:4])
         covered = sum(b.covered for b in close.buckets[:4])
         buckets = " | ".join(f"{b.covered}/{b.faces}" for b in dev.buckets[:4])

@@ -62,7 +62,7 @@ class ReplayDetector(FaceDetector):
             found = self._raw._detect_pass(frame, scale)
             self.cache[key] = (found.boxes, found.scores, found.landmarks)
         boxes, scores, landmarks = self.cache[key]
-        keep = scores >= self.settings.threshold * self.settings.edge_scale
+        keep = scores >= self.settings.decode_floor * self.settings.edge_scale
         return Detections(boxes[keep], scores[keep], landmarks[keep])
 
 
@@ -83,6 +83,7 @@ class Rule:
     thresholds: tuple[float, float, float, float] = presets.STILL[DetectPreset.THOROUGH].thresholds
     rotated_min: float | tuple[float, float, float, float] = presets.ROTATED_MIN_SCORE
     sure: tuple[float, float, float] | None = presets.SURE_MARGINS[DetectPreset.THOROUGH]
+    support: int = presets.STILL[DetectPreset.THOROUGH].support_passes  # DetectorSettings.support_passes
 
 
 OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
@@ -106,6 +107,12 @@ RULES = [
     Rule("no sideways boxes but the standing view's, 32-64 at 0.08", thresholds=NEW, rotated_min=0.999),
     Rule("sideways floor 0.25, but 0.4 for >= 64 px; 32-64 at 0.08", thresholds=NEW,
          rotated_min=(0.25, 0.25, 0.25, 0.4)),
+    Rule("as now, support of 3 passes", support=3),
+    Rule(">= 64 px at 0.15, support of 3 passes", thresholds=(0.05, 0.05, 0.08, 0.15), support=3),
+    Rule(">= 64 px at 0.2, support of 3 passes", thresholds=(0.05, 0.05, 0.08, 0.2), support=3),
+    Rule("32-64 at 0.1, >= 64 at 0.2, support of 3 passes", thresholds=(0.05, 0.05, 0.1, 0.2), support=3),
+    Rule("sideways floor 0.25, but 0.4 for >= 64 px; support of 3 passes", thresholds=NEW,
+         rotated_min=(0.25, 0.25, 0.25, 0.4), support=3),
 ]
 
 
@@ -122,7 +129,8 @@ def sure_margins(value: tuple[float, float, float] | None) -> Iterator[None]:
 def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict,
                  pixels: dict[str, np.ndarray]) -> Iterator[tuple[FrameTruth, Detections, MaskRegions]]:
     """Each image's detections and plan under the rule, as `scan_image` makes them."""
-    settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds)
+    settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds,
+                       support_passes=rule.support)
     detector = ReplayDetector(settings, cache)
     config = Config(detect=DetectPreset.THOROUGH)
     with sure_margins(rule.sure):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from veil._types import Config, DetectPreset, Detections
-from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, touches_edge
+from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, pass_support, touches_edge
 from veil.presets import preset_settings, video_settings
 from veil.media.image import read_image
 from veil.pipeline import scan_image
@@ -147,3 +148,68 @@ def test_the_edge_rule_only_adds_boxes_for_faces_cut_off_by_the_frame() -> None:
     assert np.all(touches_edge(added.boxes, 512, 110))
     over_face = (added.boxes[:, 0] < 260) & (added.boxes[:, 2] > 190) & (added.boxes[:, 3] >= 109)
     assert over_face.any()
+
+
+def test_pass_support_counts_the_passes_over_a_box_and_combines_their_best_scores() -> None:
+    box = np.array([[100, 100, 200, 200]], np.float32)
+    passes = [
+        _dets([(102, 98, 198, 204), (104, 100, 200, 200)], [0.1, 0.2]),  # its best here: 0.2
+        _dets([(100, 110, 200, 210)], [0.1]),  # IoU 0.82: counts
+        _dets([(150, 150, 250, 250)], [0.9]),  # IoU 0.14: another box, not evidence
+        Detections.empty(),
+    ]
+    count, support = pass_support(box, passes)
+    assert count.tolist() == [2]
+    assert support.tolist() == pytest.approx([1 - 0.8 * 0.9])
+    count, support = pass_support(np.zeros((0, 4), np.float32), passes)
+    assert len(count) == len(support) == 0
+
+
+def _scripted(settings: DetectorSettings, per_pass: dict[int, Detections]) -> FaceDetector:
+    """A FaceDetector whose passes return hand-built boxes, by the pass's rank (smallest scale first)."""
+    detector = object.__new__(FaceDetector)
+    detector.settings = settings
+
+    def scripted(frame: np.ndarray, scale: float) -> Detections:
+        rank = detector.passes(frame.shape[1], frame.shape[0]).index(scale)
+        found = per_pass.get(rank, Detections.empty())
+        return found[found.scores >= settings.decode_floor]
+
+    detector._detect_pass = scripted  # type: ignore[method-assign]
+    return detector
+
+
+def test_a_large_box_under_its_threshold_is_kept_when_enough_passes_see_it() -> None:
+    """Four passes of a 1280x720 frame: 160 and 288 px (coarse), 640 px, 1.5x. A 120 px box scored
+    0.1 (under the >= 64 px tier's 0.2) is kept only when two other passes (coarse ones count,
+    whatever their own floor) see it too; a box under 64 px is never a candidate; a box the
+    thresholds keep comes first and unchanged."""
+    settings = DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,), coarse_sides=(288, 160),
+                                coarse_min_score=0.3, support_passes=3)
+    face, sure = (500, 300, 600, 420), (50, 50, 150, 170)
+    small = (900, 100, 940, 150)  # 50 px: its tier's threshold is 0.1
+
+    def run(witnesses: int, score: float = 0.1) -> Detections:
+        per_pass = {2: _dets([face, sure, small], [score, 0.9, 0.05]),
+                    **{k: _dets([face, small], [0.08, 0.05]) for k in (0, 1, 3)[:witnesses]}}
+        return _scripted(settings, per_pass)(np.zeros((720, 1280, 3), np.uint8))
+
+    assert run(1).boxes.tolist() == [list(map(float, sure))]  # two passes: not enough
+    found = run(2)  # three passes, 1 - 0.9 * 0.92 * 0.92 = 0.24 >= 0.2
+    assert found.boxes.tolist() == [list(map(float, sure)), list(map(float, face))]
+    assert found.scores.tolist() == pytest.approx([0.9, 0.1])  # its own score, not the support
+    assert run(2, score=0.02).boxes.tolist() == [list(map(float, sure))]  # 1 - .98 * .92^2 = 0.17
+    off = replace(settings, support_passes=0)
+    assert _scripted(off, {2: _dets([face, sure], [0.1, 0.9]), 0: _dets([face], [0.08]),
+                           1: _dets([face], [0.08])})(np.zeros((720, 1280, 3), np.uint8)).boxes.tolist() == [
+        list(map(float, sure))]
+    # The weak boxes are decoded only where support needs them.
+    assert settings.decode_floor == settings.support_floor < off.decode_floor == 0.06
+
+
+def test_support_is_a_balanced_still_rule_only() -> None:
+    assert preset_settings(DetectPreset.BALANCED).support_passes == 3
+    assert preset_settings(DetectPreset.FAST).support_passes == 0  # two passes
+    assert preset_settings(DetectPreset.THOROUGH).support_passes == 0
+    # Video's two passes cannot reach three, so the weak boxes are not even decoded.
+    assert video_settings(Config()).detector.support_passes == 0

@@ -75,6 +75,7 @@ class _OriginalFace:
     dlib_score: float | None  # the HOG score when dlib found it
     align_box: tuple[int, int, int, int] | None  # xyxy for dlib's aligner; None: too small
     ideal_region: tuple[int, int, int, int]  # xyxy a perfect mask would fill
+    veil_score: float | None = None  # veil's detector score when veil found it
 
 
 def _original_faces(detections: Detections, plan: MaskRegions,
@@ -94,7 +95,7 @@ def _original_faces(detections: Detections, plan: MaskRegions,
         faces.append(_OriginalFace(
             _xywh(box), region, "veil+dlib" if i in dlib_of else "veil",
             verdicts[i], float(dlib_scores[dlib_of[i]]) if i in dlib_of else None, align,
-            tuple(int(v) for v in plan.boxes[i])))  # type: ignore[arg-type]
+            tuple(int(v) for v in plan.boxes[i]), float(detections.scores[i])))  # type: ignore[arg-type]
     extra = [j for j in range(len(dlib_boxes)) if j not in pairs]
     if extra:
         ideal = face_regions(dlib_boxes[extra], width, height, config)
@@ -122,6 +123,9 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
     seconds: dict[str, float] = {}
     height, width = original.shape[:2]
     started = time.perf_counter()
+    # Weak veil-only faces of a still need confirmation (below); a video's plan carries tracked
+    # boxes with no score of their own, so there every face stands as planned.
+    confirm_weak = detections is None
     if detections is None:
         # veil's own still detection, a dithered original's smoothed view included: otherwise the
         # audit would expect no mask where veil's scan finds a face.
@@ -184,10 +188,13 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
                        "original person "
                        f"(embedding distance {distance:.3f} < {SAME_PERSON_DISTANCE}; an ideally "
                        f"masked face would be at {matches.ideal_distances[row]:.3f})")
-            if only_dlib and not _confirmed_in_original(original, face):
-                # The same rule as for hits on the output: a weak HOG-only "face" of the original
-                # that veil's zoomed re-scan does not see is listed for review, not a failure
-                # (left unmasked, its spot trivially "matches" the original).
+            weak_veil = (confirm_weak and face.found_by == "veil" and face.veil_score is not None
+                         and face.veil_score < CONFIRM_SCORE)
+            if (only_dlib or weak_veil) and not _confirmed_in_original(original, face):
+                # The same rule as for hits on the output: a weak "face" of the original that only
+                # one detector saw (dlib's HOG; or veil at a low score, e.g. kept by support across
+                # passes on the back of a head) and that veil's zoomed re-scan does not see is
+                # listed for review, not a failure (left unmasked, its spot trivially "matches").
                 review.append(Finding(
                     FindingKind.UNCONFIRMED_FACE,
                     message + f"; veil's zoomed re-scan does not confirm it is a face "
@@ -234,7 +241,8 @@ def audit_frame(original: np.ndarray, output: np.ndarray, config: Config = Confi
 
 
 def _confirmed_in_original(original: np.ndarray, face: _OriginalFace) -> bool:
-    """Whether a face only dlib found in the original is strong or confirmed (confirm.py)."""
+    """Whether a face only one detector found in the original is strong (by dlib's score) or
+    confirmed by veil's zoomed re-scan (confirm.py)."""
     x, y, w, h = face.box
     return confirmed(original, (x, y, x + w, y + h), face.dlib_score or 0.0)[0]
 

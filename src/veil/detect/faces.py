@@ -50,6 +50,14 @@ class DetectorSettings:
     # A box touching the image's edge is kept at this fraction of its tier's threshold: a face
     # cut off by the frame shows only part of itself and scores lower (1.0: no difference).
     edge_scale: float = 1.0
+    # Support across passes (0: off). A box at least support_min_height px tall that scores under
+    # its tier's threshold is still kept when at least this many passes hold a box over it (IoU
+    # >= 0.5, its own included, each from support_floor) and their best scores together,
+    # 1 - prod(1 - best), reach the threshold. A blurred or unusual large face scores low in
+    # every pass but is seen in each; a texture mostly in one or two.
+    support_passes: int = 0
+    support_floor: float = 0.02
+    support_min_height: float = 64.0
 
     def __post_init__(self) -> None:
         thresholds = tuple(float(t) for t in self.thresholds)
@@ -64,12 +72,23 @@ class DetectorSettings:
         """The lowest score a face away from the image's edge can be kept at."""
         return min(self.thresholds)
 
+    @property
+    def decode_floor(self) -> float:
+        """The lowest score a pass decodes a box at, away from the edge: with flip, half the lowest
+        threshold, so a face just under it in one view still adds to the fused score; with
+        support, support_floor, so weak boxes can vouch for a box in another pass."""
+        floor = self.threshold / 2 if self.flip else self.threshold
+        return min(floor, self.support_floor) if self.support_passes else floor
+
+    def tier_thresholds(self, heights: np.ndarray) -> np.ndarray:
+        """Each box height's size-tier threshold."""
+        return np.asarray(self.thresholds, np.float32)[np.searchsorted(np.asarray(SIZE_EDGES), heights, side="right")]
+
     def keep(self, detections: Detections, width: int | None = None, height: int | None = None
              ) -> np.ndarray:
         """Boolean mask of detections whose score reaches their size tier's threshold (scaled by
         edge_scale for boxes touching the edge of a width x height image, when given)."""
-        tier = np.searchsorted(np.asarray(SIZE_EDGES), detections.heights, side="right")
-        needed = np.asarray(self.thresholds, np.float32)[tier]
+        needed = self.tier_thresholds(detections.heights)
         if self.edge_scale < 1.0 and width is not None and height is not None:
             edge = touches_edge(detections.boxes, width, height)
             needed = np.where(edge, needed * np.float32(self.edge_scale), needed)
@@ -151,9 +170,10 @@ class FaceDetector:
         s = self.settings
         height, width = frame.shape[:2]
         coarse = self._coarse_scales(width, height)
+        scales = self.passes(width, height)
+        raw = [self._detect_pass(frame, scale) for scale in scales]
         parts = []
-        for scale in self.passes(width, height):
-            found = self._detect_pass(frame, scale)
+        for scale, found in zip(scales, raw):
             if scale in coarse and s.coarse_min_score > 0:
                 found = found[found.scores >= s.coarse_min_score]
             parts.append(found)
@@ -163,16 +183,23 @@ class FaceDetector:
         normal = s.keep(merged)
         kept = merged[normal]
         found = kept[nms(kept.boxes, kept.scores, s.nms_iou)] if len(kept) else kept
+        if s.support_passes:
+            from_coarse = np.concatenate([np.full(len(p), scale in coarse) for scale, p in zip(scales, parts)])
+            weak = merged[~normal & ~from_coarse & (merged.heights >= s.support_min_height)]
+            count, support = pass_support(weak.boxes, raw)
+            backed = (count >= s.support_passes) & (support >= s.tier_thresholds(weak.heights))
+            found = Detections.concat([found, self._added(weak[backed], found)])
         if s.edge_scale < 1.0:
             extra = merged[s.keep(merged, width, height) & ~normal]
-            found = Detections.concat([found, self._edge_boxes(extra, found)])
+            found = Detections.concat([found, self._added(extra, found)])
         return found
 
-    def _edge_boxes(self, extra: Detections, found: Detections) -> Detections:
-        """The boxes kept only for touching the image's edge, less those over a face found.
+    def _added(self, extra: Detections, found: Detections) -> Detections:
+        """Boxes a rule keeps beyond the thresholds (the edge rule, support across passes), less
+        those over a face found.
 
         They are added after the others' NMS, so that one never suppresses a box that the
-        thresholds alone would keep: the edge rule only adds boxes.
+        thresholds alone would keep: these rules only add boxes.
         """
         s = self.settings
         if len(extra) == 0:
@@ -235,10 +262,8 @@ class FaceDetector:
         blob = network_input(image)
         with self._lock:  # one session is shared; onnxruntime parallelises inside the call
             heatmap, scale, offset, lms = self._session.run(None, {"input.1": blob})
-        # With flip, a view keeps boxes down to half the lowest threshold, so that a face scored just
-        # under it in one view still adds its evidence to the fused score.
         s = self.settings
-        floor = s.threshold / 2 if s.flip else s.threshold
+        floor = s.decode_floor
         return _decode(heatmap, scale, offset, lms, w, h, floor, floor * s.edge_scale)
 
 
@@ -272,6 +297,24 @@ def _decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.
     boxes, score, landmarks = boxes[inside], score[inside], landmarks[inside]
     keep = nms(boxes, score, 0.3)
     return Detections(boxes[keep], score[keep].astype(np.float32), landmarks[keep])
+
+
+def pass_support(boxes: np.ndarray, passes: list[Detections], match_iou: float = 0.5
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per box (N, 4): how many passes hold a box over it (IoU >= match_iou), and the passes'
+    best scores there combined as 1 - prod(1 - best), the chance that at least one is right if
+    each pass were an independent witness."""
+    count = np.zeros(len(boxes), np.int64)
+    miss = np.ones(len(boxes), np.float64)
+    if len(boxes) == 0:
+        return count, 1.0 - miss
+    for found in passes:
+        if len(found) == 0:
+            continue
+        best = np.where(iou_matrix(boxes, found.boxes) >= match_iou, found.scores[None, :], 0.0).max(axis=1)
+        count += best > 0
+        miss *= 1.0 - best
+    return count, 1.0 - miss
 
 
 def fuse_views(views: list[Detections], match_iou: float = 0.4) -> Detections:
