@@ -14,7 +14,7 @@ from helpers import run_cli
 
 from conftest import EXAMPLE
 from veil import Config, MaskStyle, ModelError, redact_file
-from veil.audit import FindingKind, MetadataFlag, audit_file
+from veil.audit import AuditReport, FindingKind, MetadataFlag, audit_file
 from veil.audit.report import Check, RegionStyle
 from veil.evaluate import FrameTruth
 
@@ -48,18 +48,23 @@ def _overlaps(a: tuple[int, int, int, int], b: np.ndarray, min_share: float = 0.
     return iw * ih >= min_share * bw * bh
 
 
-@pytest.mark.parametrize("name", WEAK_BLUR_PHOTOS)
-def test_a_weak_blur_is_reported_as_reidentifiable(wider_dir: Path, wider_gt: list[FrameTruth],
-                                                   tmp_path: Path, name: str) -> None:
+def _weak_blur_audit(wider_dir: Path, truth: FrameTruth, tmp_path: Path) -> AuditReport:
+    """The audit of the photo with every annotated face under a 7x7 Gaussian blur (a weak redaction)."""
     import cv2
 
-    truth = _gt(wider_gt, name)
     pixels = _pixels(wider_dir / truth.image)
     for x, y, w, h in truth.boxes.astype(int):
         pixels[y: y + h, x: x + w] = cv2.GaussianBlur(pixels[y: y + h, x: x + w], (7, 7), 0)
     weak = tmp_path / "weak.jpg"
     Image.fromarray(pixels).save(weak, quality=95)
-    report = audit_file(wider_dir / truth.image, weak)
+    return audit_file(wider_dir / truth.image, weak)
+
+
+@pytest.mark.parametrize("name", WEAK_BLUR_PHOTOS)
+def test_a_weak_blur_is_reported_as_reidentifiable(wider_dir: Path, wider_gt: list[FrameTruth],
+                                                   tmp_path: Path, name: str) -> None:
+    truth = _gt(wider_gt, name)
+    report = _weak_blur_audit(wider_dir, truth, tmp_path)
     matches = [f for f in report.findings if f.kind is FindingKind.MATCHABLE_FACE]
     assert matches, report.summary()
     for finding in matches:
@@ -74,15 +79,8 @@ def test_a_weak_veil_only_face_the_zoomed_rescan_does_not_see_is_listed_for_revi
     """On this photo balanced keeps a 41x82 px box on the back of a head through support across
     passes (score 0.16; the zoomed re-scan scores it 0.06). A weak blur of the annotated faces
     leaves it as it was, so it "matches" the original; that is for review, not a failure."""
-    import cv2
-
     truth = _gt(wider_gt, WEAK_BLUR_PHOTOS[2])
-    pixels = _pixels(wider_dir / truth.image)
-    for x, y, w, h in truth.boxes.astype(int):
-        pixels[y: y + h, x: x + w] = cv2.GaussianBlur(pixels[y: y + h, x: x + w], (7, 7), 0)
-    weak = tmp_path / "weak.jpg"
-    Image.fromarray(pixels).save(weak, quality=95)
-    report = audit_file(wider_dir / truth.image, weak)
+    report = _weak_blur_audit(wider_dir, truth, tmp_path)
     off_faces = [f for f in report.review if f.kind is FindingKind.UNCONFIRMED_FACE
                  and "can still be matched" in f.message
                  and not any(_overlaps(f.box, gt) for gt in truth.boxes)]

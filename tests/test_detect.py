@@ -207,6 +207,13 @@ def test_a_large_box_under_its_threshold_is_kept_when_enough_passes_see_it() -> 
     assert settings.decode_floor == settings.support_floor < off.decode_floor == 0.06
 
 
+def test_support_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="support_passes"):
+        DetectorSettings(support_passes=-1)
+    with pytest.raises(ValueError, match="support_floor"):
+        DetectorSettings(support_passes=3, support_floor=0.0)
+
+
 def test_support_is_a_balanced_still_rule_only() -> None:
     assert preset_settings(DetectPreset.BALANCED).support_passes == 3
     assert preset_settings(DetectPreset.FAST).support_passes == 0  # two passes

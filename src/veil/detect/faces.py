@@ -65,6 +65,9 @@ class DetectorSettings:
             raise ValueError(f"thresholds must be {len(SIZE_EDGES) + 1} scores in (0, 1), got {thresholds}")
         if not 0.0 < self.edge_scale <= 1.0:
             raise ValueError(f"edge_scale must be in (0, 1], got {self.edge_scale}")
+        if self.support_passes < 0 or not 0.0 < self.support_floor < 1.0:
+            raise ValueError(f"support_passes must be >= 0 and support_floor in (0, 1), got "
+                             f"{self.support_passes} and {self.support_floor}")
         object.__setattr__(self, "thresholds", thresholds)
 
     @property
