@@ -214,9 +214,10 @@ def test_support_settings_are_checked() -> None:
         DetectorSettings(support_passes=3, support_floor=0.0)
 
 
-def test_support_is_a_balanced_still_rule_only() -> None:
-    assert preset_settings(DetectPreset.BALANCED).support_passes == 3
-    assert preset_settings(DetectPreset.FAST).support_passes == 0  # two passes
+def test_support_is_a_still_rule_of_fast_and_balanced() -> None:
+    assert preset_settings(DetectPreset.BALANCED).support_passes == 3  # of its four passes
+    assert preset_settings(DetectPreset.FAST).support_passes == 2  # both of its passes
     assert preset_settings(DetectPreset.THOROUGH).support_passes == 0
     # Video's two passes cannot reach three, so the weak boxes are not even decoded.
-    assert video_settings(Config()).detector.support_passes == 0
+    for preset in DetectPreset:
+        assert video_settings(Config(detect=preset)).detector.support_passes == 0
