@@ -47,7 +47,7 @@ STILL: dict[DetectPreset, DetectorSettings] = {
     # One pass with the longer side at 640 px: about a seventh of balanced's work. With support
     # across its two passes (a box >= 64 px under its threshold kept when the coarse pass sees it
     # too and the two scores together reach it): close-ups 0.954 -> 0.966, every dev bucket as
-    # before, dev area 2.34x -> 2.40x, about 5 % more detection time (benchmarks/closeup_passes.py).
+    # before, dev area 2.34x -> 2.40x, about 3 % more detection time (benchmarks/closeup_passes.py).
     DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
                                         large_face_side=0, coarse_sides=(COARSE_SIDE,),
                                         coarse_min_score=COARSE_MIN_SCORE, support_passes=2),
@@ -193,7 +193,8 @@ def video_settings(config: Config) -> VideoDetectSettings:
     scale, large_face_side, every = VIDEO[config.detect]
     if config.detect is not DetectPreset.THOROUGH:
         # One pass at the video scale (not the still preset's up-scaling), so the frame scale
-        # alone sets the cost; with two passes there is no support across passes to weigh.
+        # alone sets the cost. No support across passes: in video the masked area is the problem,
+        # not recall of large faces, and the weak boxes it needs are then not even decoded.
         settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
                            flip=False, coarse_sides=VIDEO_COARSE_SIDES, support_passes=0)
     if config.detect in INT8_PRESETS:
