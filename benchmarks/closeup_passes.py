@@ -44,30 +44,36 @@ from veil.regions import mask_regions  # noqa: E402
 DEV = ROOT.parent / "shared" / "data" / "wider_dev" / "gt.jsonl"
 CLOSEUP = ROOT / "test-artifacts" / "hard_sets" / "closeup.gt.jsonl"
 PASSES: tuple[str | int, ...] = ("x1.5", 640, 480, 384, 288, 224, 160)
-RULES: list[tuple[str, tuple[str | int, ...], float, float, int]] = [
+RULES: list[tuple[str, tuple[str | int, ...], float, float, int, int]] = [
     # label, passes, floor on the coarse passes, full margins from this share of the height (0: never),
-    # support across this many passes (0: off; DetectorSettings.support_passes)
-    ("as before (288 px at 0.3)", ("x1.5", 640, 288), 0.3, 0.0, 0),
-    ("+ 224 px", ("x1.5", 640, 288, 224), 0.3, 0.0, 0),
-    ("+ 384 px", ("x1.5", 640, 288, 384), 0.3, 0.0, 0),
-    ("+ 160 px", ("x1.5", 640, 288, 160), 0.3, 0.0, 0),
-    ("+ 160 px, coarse floor 0.2", ("x1.5", 640, 288, 160), 0.2, 0.0, 0),
-    ("+ 160 px, coarse floor 0.1", ("x1.5", 640, 288, 160), 0.1, 0.0, 0),
-    ("full margins >= 0.35 H", ("x1.5", 640, 288), 0.3, 0.35, 0),
-    ("+ 160 px, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.3, 0.35, 0),
-    ("+ 160 px, floor 0.1, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.1, 0.35, 0),
-    ("+ 160 px, full margins >= 0.35 H, support of 2 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 2),
-    ("+ 160 px, full margins >= 0.35 H, support of 3 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 3),
-    ("+ 160 px, full margins >= 0.35 H, support of 4 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 4),
+    # support across this many passes (0: off; DetectorSettings.support_passes), support for boxes at
+    # the edge across this many (0: off; DetectorSettings.edge_support_passes)
+    ("as before (288 px at 0.3)", ("x1.5", 640, 288), 0.3, 0.0, 0, 0),
+    ("+ 224 px", ("x1.5", 640, 288, 224), 0.3, 0.0, 0, 0),
+    ("+ 384 px", ("x1.5", 640, 288, 384), 0.3, 0.0, 0, 0),
+    ("+ 160 px", ("x1.5", 640, 288, 160), 0.3, 0.0, 0, 0),
+    ("+ 160 px, coarse floor 0.2", ("x1.5", 640, 288, 160), 0.2, 0.0, 0, 0),
+    ("+ 160 px, coarse floor 0.1", ("x1.5", 640, 288, 160), 0.1, 0.0, 0, 0),
+    ("full margins >= 0.35 H", ("x1.5", 640, 288), 0.3, 0.35, 0, 0),
+    ("+ 160 px, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.3, 0.35, 0, 0),
+    ("+ 160 px, floor 0.1, full margins >= 0.35 H", ("x1.5", 640, 288, 160), 0.1, 0.35, 0, 0),
+    ("+ 160 px, full margins >= 0.35 H, support of 2 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 2, 0),
+    ("+ 160 px, full margins >= 0.35 H, support of 3 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 3, 0),
+    ("+ 160 px, full margins >= 0.35 H, support of 4 passes", ("x1.5", 640, 288, 160), 0.3, 0.35, 4, 0),
+    ("+ 160 px, full margins >= 0.35 H, support of 3 passes, at the edge of 2", ("x1.5", 640, 288, 160), 0.3,
+     0.35, 3, 2),
+    ("+ 160 px, full margins >= 0.35 H, support of 3 passes, at the edge of 3", ("x1.5", 640, 288, 160), 0.3,
+     0.35, 3, 3),
     ("now", ("x1.5", 640, presets.COARSE_SIDE, presets.CLOSEUP_SIDE), presets.COARSE_MIN_SCORE,
-     presets.SURE_MARGINS[DetectPreset.BALANCED][2], presets.STILL[DetectPreset.BALANCED].support_passes),
+     presets.SURE_MARGINS[DetectPreset.BALANCED][2], presets.STILL[DetectPreset.BALANCED].support_passes,
+     presets.STILL[DetectPreset.BALANCED].edge_support_passes),
 ]
 
 
 YOLO_BASE = "+ 160 px, full margins >= 0.35 H"  # the rule the second detector was measured against
-YOLO_RULES: list[tuple[str, tuple[str | int, ...], float, float, int]] = [
+YOLO_RULES: list[tuple[str, tuple[str | int, ...], float, float, int, int]] = [
     (f"+ 160 px, full margins >= 0.35 H, + YOLOv8 face >= {t}, full margins",
-     ("x1.5", 640, 288, 160, f"yolo@{t}"), 0.3, 0.35, 0)
+     ("x1.5", 640, 288, 160, f"yolo@{t}"), 0.3, 0.35, 0, 0)
     for t in (0.3, 0.5, 0.7)
 ]
 
@@ -112,14 +118,17 @@ class CachedPasses(FaceDetector):
 
 
 def balanced_detections(cache: dict, i: int, truth: FrameTruth, passes: tuple[str | int, ...],
-                        floor: float, support: int | None = None) -> Detections:
+                        floor: float, support: int | None = None, edge: int | None = None) -> Detections:
     """Image i's detections as `FaceDetector` makes them with balanced's settings, from the cached
     `passes` ("x1.5", 640 and coarse sides; "yolo@T" adds a second detector's boxes from T), the
-    coarse ones kept from `floor` on, and support across `support` passes (None: the preset's)."""
+    coarse ones kept from `floor` on, support across `support` passes and at the edge across `edge`
+    (None: the preset's)."""
     settings = replace(presets.STILL[DetectPreset.BALANCED], coarse_min_score=floor,
                        coarse_sides=tuple(k for k in passes if isinstance(k, int) and k < 640))
     if support is not None:
         settings = replace(settings, support_passes=support)
+    if edge is not None:
+        settings = replace(settings, edge_support_passes=edge)
     frame = np.zeros((truth.height, truth.width, 3), np.uint8)  # only its size is read
     found = CachedPasses(settings, cache, i, truth)(frame)
     for key in passes:
@@ -166,13 +175,13 @@ def add_yolo(cache: dict, truths: list[FrameTruth], images: Path, model: Path, c
 
 
 def replay(truths: list[FrameTruth], cache: dict, passes: tuple[str | int, ...], floor: float,
-           closeup_share: float, support: int) -> list[FrameScore]:
+           closeup_share: float, support: int, edge: int = 0) -> list[FrameScore]:
     config = Config(detect=DetectPreset.BALANCED)
     threshold, factor = presets.SURE_MARGINS[DetectPreset.BALANCED][:2]
     sure = (threshold, factor, closeup_share) if closeup_share else (threshold, factor)
     scores = []
     for i, truth in enumerate(truths):
-        found = balanced_detections(cache, i, truth, passes, floor, support)
+        found = balanced_detections(cache, i, truth, passes, floor, support, edge)
         plan = mask_regions(found, truth.width, truth.height, config, sure=sure)
         scores.append(score_frame(truth.boxes, truth.ignore, found.boxes, found.scores, plan.boxes,
                                   truth.width, truth.height))
@@ -184,25 +193,30 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes")
     parser.add_argument("--yolo", type=Path, help="a YOLOv8 face model (ONNX) to add as a second detector")
     parser.add_argument("--rules", help="comma-separated row numbers of RULES to run (default: all)")
+    parser.add_argument("--closeup", type=Path, default=CLOSEUP,
+                        help="the close-up set's annotations (another sample: hard_sets.py --seed N --out DIR)")
     args = parser.parse_args()
-    if not CLOSEUP.is_file() or not DEV.is_file():
+    closeup = args.closeup
+    if not closeup.is_file() or not DEV.is_file():
         print("build the close-up set first (benchmarks/hard_sets.py) and check ../shared/data",
               file=sys.stderr)
         return 2
-    sets = {"close-up": read_annotations(CLOSEUP), "dev": read_annotations(DEV)}
-    caches = {name: cached_passes(truths, (CLOSEUP if name == "close-up" else DEV).parent,
-                                  args.cache / f"{name}.pkl") for name, truths in sets.items()}
+    sets = {"close-up": read_annotations(closeup), "dev": read_annotations(DEV)}
+    other = "" if closeup.resolve() == CLOSEUP.resolve() else f"-{closeup.parent.name}"
+    names = {"close-up": f"close-up{other}.pkl", "dev": "dev.pkl"}
+    caches = {name: cached_passes(truths, (closeup if name == "close-up" else DEV).parent,
+                                  args.cache / names[name]) for name, truths in sets.items()}
     rules = [RULES[int(k)] for k in args.rules.split(",")] if args.rules else RULES
     if args.yolo is not None:
         for name, truths in sets.items():
-            add_yolo(caches[name], truths, (CLOSEUP if name == "close-up" else DEV).parent, args.yolo,
-                     args.cache / f"{name}.pkl")
+            add_yolo(caches[name], truths, (closeup if name == "close-up" else DEV).parent, args.yolo,
+                     args.cache / names[name])
         rules = [rule for rule in RULES if rule[0] == YOLO_BASE] + YOLO_RULES
     print("| rule | close-up covered | close-up area | dev < 16 | 16-32 | 32-64 | 64+ | dev area |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, passes, floor, share, support in rules:
-        close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share, support))
-        dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share, support))
+    for label, passes, floor, share, support, edge in rules:
+        close = summarise(replay(sets["close-up"], caches["close-up"], passes, floor, share, support, edge))
+        dev = summarise(replay(sets["dev"], caches["dev"], passes, floor, share, support, edge))
         faces = sum(b.faces for b in close.buckets[:4])
         covered = sum(b.covered for b in close.buckets[:4])
         buckets = " | ".join(f"{b.covered}/{b.faces}" for b in dev.buckets[:4])

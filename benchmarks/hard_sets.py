@@ -222,6 +222,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--roll", action="store_true", help="Config.roll: every preset also searches sideways")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=20261204,
+                        help="close-up: the crops' random fill and cut (another seed, with another --out, "
+                             "gives a second sample of crops to check a rule on)")
     args = parser.parse_args()
     if not args.annotations.is_file():
         print(f"no annotations at {args.annotations}", file=sys.stderr)
@@ -234,7 +237,7 @@ def main() -> int:
         gt = args.out / f"{name}.gt.jsonl"
         if args.rebuild or not gt.is_file():
             print(f"building {name} in {args.out} ...", file=sys.stderr, flush=True)
-            built = (build_closeup(dev, images, args.out, args.min_face, 20261204) if name == "closeup"
+            built = (build_closeup(dev, images, args.out, args.min_face, args.seed) if name == "closeup"
                      else build_rotated(dev, images, args.out))
             print(f"  {built} images", file=sys.stderr)
         truths = read_annotations(gt)

@@ -10,6 +10,7 @@ import pytest
 
 from veil._types import Config, DetectPreset, Detections
 from veil.detect.faces import DetectorSettings, FaceDetector, fuse_views, pass_support, touches_edge
+from veil.geometry import iou_matrix
 from veil.presets import preset_settings, video_settings
 from veil.media.image import read_image
 from veil.pipeline import scan_image
@@ -207,17 +208,56 @@ def test_a_large_box_under_its_threshold_is_kept_when_enough_passes_see_it() -> 
     assert settings.decode_floor == settings.support_floor < off.decode_floor == 0.06
 
 
+def test_a_face_cut_off_by_the_edge_is_kept_when_two_passes_hold_it() -> None:
+    """Same four passes. A 60 px box at the top edge scored 0.07 (under the 32-64 px tier's 0.1) by
+    the 640 px pass is kept when another pass holds a box over it at IoU 0.4-0.5 (looser than
+    support's 0.5: each pass frames a cut face differently) and the two together reach 0.1; not
+    away from the edge, not under 48 px, not with a witness at IoU under 0.4, not with the rule off.
+    A coarse box between its tier's threshold and the coarse floor is a candidate too."""
+    settings = DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,), coarse_sides=(288, 160),
+                                coarse_min_score=0.3, support_passes=3, edge_support_passes=2)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    cut, witness = (500, 0, 560, 60), (515, 0, 580, 70)
+    assert 0.4 <= iou_matrix(np.array([cut], np.float32), np.array([witness], np.float32))[0, 0] < 0.5
+
+    def run(box: tuple[float, float, float, float], other: tuple[float, float, float, float],
+            s: DetectorSettings = settings) -> list[list[float]]:
+        shift = np.array([0, box[1], 0, box[1]]) if box[1] else 0  # the witness moves with the box
+        other = tuple(np.asarray(other, float) + shift)  # type: ignore[assignment]
+        return _scripted(s, {2: _dets([box], [0.07]), 1: _dets([other], [0.05])})(frame).boxes.tolist()
+
+    assert run(cut, witness) == [list(map(float, cut))]  # 1 - 0.93 * 0.95 = 0.117 >= 0.1
+    assert run((500, 20, 560, 80), witness) == []  # the same pair away from the edge
+    assert run((500, 0, 560, 40), (515, 0, 580, 46)) == []  # 40 px: under edge_support_min_height
+    assert run(cut, (540, 0, 600, 70)) == []  # IoU 0.22: another box
+    assert run(cut, witness, replace(settings, edge_support_passes=0)) == []
+    # A coarse pass's edge box at 0.2: over its tier's 0.1, under the coarse floor, and held by the
+    # 1.5x pass's weak box.
+    coarse_box = (100, 620, 200, 720)
+    found = _scripted(settings, {0: _dets([coarse_box], [0.2]), 3: _dets([(95, 630, 195, 720)], [0.03])})(frame)
+    assert found.boxes.tolist() == [list(map(float, coarse_box))]
+    assert _scripted(settings, {0: _dets([coarse_box], [0.2])})(frame).boxes.tolist() == []
+
+
 def test_support_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="support_passes"):
         DetectorSettings(support_passes=-1)
     with pytest.raises(ValueError, match="support_floor"):
         DetectorSettings(support_passes=3, support_floor=0.0)
+    with pytest.raises(ValueError, match="edge_support"):
+        DetectorSettings(edge_support_passes=-1)
+    with pytest.raises(ValueError, match="edge_support"):
+        DetectorSettings(edge_support_passes=2, edge_support_iou=0.0)
 
 
 def test_support_is_a_still_rule_of_fast_and_balanced() -> None:
     assert preset_settings(DetectPreset.BALANCED).support_passes == 3  # of its four passes
     assert preset_settings(DetectPreset.FAST).support_passes == 2  # both of its passes
     assert preset_settings(DetectPreset.THOROUGH).support_passes == 0
+    assert preset_settings(DetectPreset.BALANCED).edge_support_passes == 2
+    assert preset_settings(DetectPreset.FAST).edge_support_passes == 2
+    assert preset_settings(DetectPreset.THOROUGH).edge_support_passes == 0
     # Video's two passes cannot reach three, so the weak boxes are not even decoded.
     for preset in DetectPreset:
         assert video_settings(Config(detect=preset)).detector.support_passes == 0
+        assert video_settings(Config(detect=preset)).detector.edge_support_passes == 0

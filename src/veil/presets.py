@@ -48,9 +48,12 @@ STILL: dict[DetectPreset, DetectorSettings] = {
     # across its two passes (a box >= 64 px under its threshold kept when the coarse pass sees it
     # too and the two scores together reach it): close-ups 0.954 -> 0.966, every dev bucket as
     # before, dev area 2.34x -> 2.40x, about 3 % more detection time (benchmarks/closeup_passes.py).
+    # Support at the edge across both passes (as balanced's, below): close-ups 0.966 -> 0.973
+    # (--seed 2: 0.968 both), every dev bucket and the area as before, ~1 % more time.
     DetectPreset.FAST: DetectorSettings(thresholds=(0.05, 0.06, 0.1, 0.2), max_side=640,
                                         large_face_side=0, coarse_sides=(COARSE_SIDE,),
-                                        coarse_min_score=COARSE_MIN_SCORE, support_passes=2),
+                                        coarse_min_score=COARSE_MIN_SCORE, support_passes=2,
+                                        edge_support_passes=2),
     # Up-scaled 1.5x for faces under 32 px (a 1024 px photo is one 1536 px tile), plus the 640 px
     # pass for faces too big for the net at that scale.
     # A box >= 64 px under its threshold is kept when three of its four passes see it and their
@@ -59,9 +62,13 @@ STILL: dict[DetectPreset, DetectorSettings] = {
     # >= 64 px 241 -> 243 of 243, dev area 2.40x -> 2.56x. Lowering the >= 64 px threshold to 0.15
     # instead covered 0.977 at 2.50x; two passes 2.62x, four nothing gained
     # (benchmarks/closeup_passes.py).
+    # A box at the image's edge from 48 px, from any pass, is kept when two passes hold it at IoU
+    # >= 0.4 and reach its threshold together (DetectorSettings.edge_support_passes): close-ups
+    # 0.985 -> 0.992 (a second sample of crops, hard_sets.py --seed 2: 0.964 -> 0.972), every dev
+    # bucket as before, dev area 2.56x -> 2.63x, ~3 % more detection time. Three passes: 0.989.
     DetectPreset.BALANCED: DetectorSettings(thresholds=(0.06, 0.08, 0.1, 0.2), scales=(1.5,),
                                             coarse_sides=(COARSE_SIDE, CLOSEUP_SIDE), coarse_min_score=COARSE_MIN_SCORE,
-                                            support_passes=3),
+                                            support_passes=3, edge_support_passes=2),
     # Adds the full-resolution pass and lowers the thresholds of large boxes. 32-64 px at 0.08
     # rather than 0.06 (issue 18): with ROTATED_MIN_SCORE at 0.25, dev area 3.20x -> 3.11x, every
     # face kept on the dev, rotated and close-up sets; 0.09 and 0.1 lose a close-up face
@@ -193,10 +200,12 @@ def video_settings(config: Config) -> VideoDetectSettings:
     scale, large_face_side, every = VIDEO[config.detect]
     if config.detect is not DetectPreset.THOROUGH:
         # One pass at the video scale (not the still preset's up-scaling), so the frame scale
-        # alone sets the cost. No support across passes: in video the masked area is the problem,
-        # not recall of large faces, and the weak boxes it needs are then not even decoded.
+        # alone sets the cost. No support across passes, at the edge neither (video has its own
+        # edge rule, EDGE_SCALE): in video the masked area is the problem, not recall of large
+        # faces, and the weak boxes support needs are then not even decoded.
         settings = replace(settings, scales=(1.0,), max_side=0, large_face_side=large_face_side,
-                           flip=False, coarse_sides=VIDEO_COARSE_SIDES, support_passes=0)
+                           flip=False, coarse_sides=VIDEO_COARSE_SIDES, support_passes=0,
+                           edge_support_passes=0)
     if config.detect in INT8_PRESETS:
         settings = replace(settings, int8=True)
         if config.threshold is None:  # a user's threshold stands as given, at the edge too

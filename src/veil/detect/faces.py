@@ -58,6 +58,16 @@ class DetectorSettings:
     support_passes: int = 0
     support_floor: float = 0.02
     support_min_height: float = 64.0
+    # Support for faces cut off by the image's edge (0: off). A box touching the edge, at least
+    # edge_support_min_height px tall, from any pass (the coarse ones too, whatever their floor),
+    # under what it would need, is kept when at least this many passes hold a box over it at IoU
+    # >= edge_support_iou and their best scores together reach its tier's threshold. Why looser
+    # than support_passes: the network sees only part of a cut face, scores it low and frames
+    # that part differently at each scale, and the coarse passes, which see a cut close-up at
+    # their comfortable size, are often its best witness.
+    edge_support_passes: int = 0
+    edge_support_iou: float = 0.4
+    edge_support_min_height: float = 48.0
 
     def __post_init__(self) -> None:
         thresholds = tuple(float(t) for t in self.thresholds)
@@ -68,6 +78,9 @@ class DetectorSettings:
         if self.support_passes < 0 or not 0.0 < self.support_floor < 1.0:
             raise ValueError(f"support_passes must be >= 0 and support_floor in (0, 1), got "
                              f"{self.support_passes} and {self.support_floor}")
+        if self.edge_support_passes < 0 or not 0.0 < self.edge_support_iou <= 1.0:
+            raise ValueError(f"edge_support_passes must be >= 0 and edge_support_iou in (0, 1], got "
+                             f"{self.edge_support_passes} and {self.edge_support_iou}")
         object.__setattr__(self, "thresholds", thresholds)
 
     @property
@@ -81,7 +94,7 @@ class DetectorSettings:
         threshold, so a face just under it in one view still adds to the fused score; with
         support, support_floor, so weak boxes can vouch for a box in another pass."""
         floor = self.threshold / 2 if self.flip else self.threshold
-        return min(floor, self.support_floor) if self.support_passes else floor
+        return min(floor, self.support_floor) if self.support_passes or self.edge_support_passes else floor
 
     def tier_thresholds(self, heights: np.ndarray) -> np.ndarray:
         """Each box height's size-tier threshold."""
@@ -192,10 +205,27 @@ class FaceDetector:
             count, support = pass_support(weak.boxes, raw)
             backed = (count >= s.support_passes) & (support >= s.tier_thresholds(weak.heights))
             found = Detections.concat([found, self._added(weak[backed], found)])
+        if s.edge_support_passes:
+            found = Detections.concat([found, self._added(self._cut_faces(raw, scales, coarse, width, height), found)])
         if s.edge_scale < 1.0:
             extra = merged[s.keep(merged, width, height) & ~normal]
             found = Detections.concat([found, self._added(extra, found)])
         return found
+
+    def _cut_faces(self, raw: list[Detections], scales: list[float], coarse: list[float], width: int,
+                   height: int) -> Detections:
+        """Boxes at the image's edge that the thresholds and the coarse floor dropped but that
+        enough passes hold (DetectorSettings.edge_support_passes)."""
+        s = self.settings
+        boxes = Detections.concat(raw)
+        if len(boxes) == 0:
+            return boxes
+        from_coarse = np.concatenate([np.full(len(p), scale in coarse) for scale, p in zip(scales, raw)])
+        kept = s.keep(boxes) & (~from_coarse | (boxes.scores >= s.coarse_min_score))
+        weak = boxes[~kept & touches_edge(boxes.boxes, width, height)
+                     & (boxes.heights >= s.edge_support_min_height)]
+        count, support = pass_support(weak.boxes, raw, s.edge_support_iou)
+        return weak[(count >= s.edge_support_passes) & (support >= s.tier_thresholds(weak.heights))]
 
     def _added(self, extra: Detections, found: Detections) -> Detections:
         """Boxes a rule keeps beyond the thresholds (the edge rule, support across passes), less
