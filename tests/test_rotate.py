@@ -285,6 +285,31 @@ def test_a_blurred_face_in_an_upscaled_crowd_crop_is_masked_by_support_across_pa
     assert _face_coverage(frame, face, Config()) < 0.8
 
 
+def test_a_face_cut_off_by_the_bottom_edge_is_masked_by_support_at_the_edge(
+        wider_dir, wider_gt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same crowd face in another of hard_sets.py's close-ups: up-scaled 3.6x and cut off by
+    the bottom edge. No pass scores it over 0.1 and each frames the visible part differently
+    (IoU 0.4-0.7 with it), so support across passes does not hold it; support at the edge does."""
+    import cv2
+
+    from veil import presets
+    from veil.media.image import read_image
+
+    truth = next(t for t in wider_gt if t.image.endswith("8_Election_Campain_Election_Campaign_8_498.jpg"))
+    pixels = read_image(wider_dir / truth.image).pixels
+    left, top, right, bottom = 731, 28, 883, 230
+    scale = 720 / (bottom - top)
+    crop = cv2.resize(pixels[top:bottom, left:right], (round((right - left) * scale), 720),
+                      interpolation=cv2.INTER_CUBIC)
+    face = np.minimum((np.array([848, 203, 875, 239]) - [left, top, left, top]) * scale, 720)
+    assert face[3] == 720 and face[3] - face[1] < 100  # 96 of its 128 px are in the frame
+    frame = _reread(crop, tmp_path, "cut-closeup.jpg")
+    assert _face_coverage(frame, face, Config()) >= 0.8
+    balanced = presets.STILL[DetectPreset.BALANCED]
+    monkeypatch.setitem(presets.STILL, DetectPreset.BALANCED, replace(balanced, edge_support_passes=0))
+    assert _face_coverage(frame, face, Config()) < 0.8
+
+
 @pytest.mark.parametrize("coarse_score, kept", [(0.25, 1), (0.35, 2)])
 def test_coarse_pass_boxes_need_their_own_floor(coarse_score: float, kept: int) -> None:
     """A big box from the coarse pass needs coarse_min_score; other passes' boxes only their tier's."""
