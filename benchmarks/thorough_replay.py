@@ -84,6 +84,7 @@ class Rule:
     rotated_min: float | tuple[float, float, float, float] = presets.ROTATED_MIN_SCORE
     sure: tuple[float, float, float] | None = presets.SURE_MARGINS[DetectPreset.THOROUGH]
     support: int = presets.STILL[DetectPreset.THOROUGH].support_passes  # DetectorSettings.support_passes
+    edge: int = presets.STILL[DetectPreset.THOROUGH].edge_support_passes  # DetectorSettings.edge_support_passes
 
 
 OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
@@ -113,6 +114,8 @@ RULES = [
     Rule("32-64 at 0.1, >= 64 at 0.2, support of 3 passes", thresholds=(0.05, 0.05, 0.1, 0.2), support=3),
     Rule("sideways floor 0.25, but 0.4 for >= 64 px; support of 3 passes", thresholds=NEW,
          rotated_min=(0.25, 0.25, 0.25, 0.4), support=3),
+    Rule("as now, support at the edge of 2 passes", edge=2),
+    Rule("as now, support at the edge of 3 passes", edge=3),
 ]
 
 
@@ -130,7 +133,7 @@ def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict
                  pixels: dict[str, np.ndarray]) -> Iterator[tuple[FrameTruth, Detections, MaskRegions]]:
     """Each image's detections and plan under the rule, as `scan_image` makes them."""
     settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds,
-                       support_passes=rule.support)
+                       support_passes=rule.support, edge_support_passes=rule.edge)
     detector = ReplayDetector(settings, cache)
     config = Config(detect=DetectPreset.THOROUGH)
     with sure_margins(rule.sure):
