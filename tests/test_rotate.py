@@ -260,25 +260,37 @@ def test_a_dev_photo_turned_on_its_side_has_its_face_masked_by_thorough(wider_di
     assert _face_coverage(turned, face, Config(detect=DetectPreset.THOROUGH)) >= 0.8
 
 
+_CROWD_FACE = np.array([848, 203, 875, 239])  # a 27x36 px face in the election crowd photo
+
+
+def _crowd_closeup(wider_dir, wider_gt, tmp_path, window: tuple[int, int, int, int]  # type: ignore[no-untyped-def]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One of hard_sets.py's close-ups of the election crowd photo, built in memory: the window
+    (left, top, right, bottom) up-scaled to 720 px high and re-read as JPEG; and the crowd face's
+    box there, clipped to the frame."""
+    import cv2
+
+    from veil.media.image import read_image
+
+    truth = next(t for t in wider_gt if t.image.endswith("8_Election_Campain_Election_Campaign_8_498.jpg"))
+    pixels = read_image(wider_dir / truth.image).pixels
+    left, top, right, bottom = window
+    scale = 720 / (bottom - top)
+    crop = cv2.resize(pixels[top:bottom, left:right], (round((right - left) * scale), 720),
+                      interpolation=cv2.INTER_CUBIC)
+    face = np.clip((_CROWD_FACE - [left, top, left, top]) * scale, 0, [crop.shape[1], 720] * 2)
+    return _reread(crop, tmp_path, "crowd-closeup.jpg"), face
+
+
 def test_a_blurred_face_in_an_upscaled_crowd_crop_is_masked_by_support_across_passes(
         wider_dir, wider_gt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A crop of a crowd photo (one of hard_sets.py's close-ups) up-scaled 1.9x to 720 px high:
     a 27x36 px face there becomes 51x68 px and blurred. balanced scores it 0.04-0.1 in each of
     its four passes, under the >= 64 px tier's 0.2, so without support across passes it was left
     wholly unmasked; together the passes keep it."""
-    import cv2
-
     from veil import presets
-    from veil.media.image import read_image
 
-    truth = next(t for t in wider_gt if t.image.endswith("8_Election_Campain_Election_Campaign_8_498.jpg"))
-    pixels = read_image(wider_dir / truth.image).pixels
-    left, top, right, bottom = 492, 0, 1003, 384
-    scale = 720 / (bottom - top)
-    crop = cv2.resize(pixels[top:bottom, left:right], (round((right - left) * scale), 720),
-                      interpolation=cv2.INTER_CUBIC)
-    face = (np.array([848, 203, 875, 239]) - [left, top, left, top]) * scale
-    frame = _reread(crop, tmp_path, "crowd-closeup.jpg")
+    frame, face = _crowd_closeup(wider_dir, wider_gt, tmp_path, (492, 0, 1003, 384))
     assert _face_coverage(frame, face, Config()) >= 0.8
     balanced = presets.STILL[DetectPreset.BALANCED]
     monkeypatch.setitem(presets.STILL, DetectPreset.BALANCED, replace(balanced, support_passes=0))
@@ -290,20 +302,10 @@ def test_a_face_cut_off_by_the_bottom_edge_is_masked_by_support_at_the_edge(
     """The same crowd face in another of hard_sets.py's close-ups: up-scaled 3.6x and cut off by
     the bottom edge. No pass scores it over 0.1 and each frames the visible part differently
     (IoU 0.4-0.7 with it), so support across passes does not hold it; support at the edge does."""
-    import cv2
-
     from veil import presets
-    from veil.media.image import read_image
 
-    truth = next(t for t in wider_gt if t.image.endswith("8_Election_Campain_Election_Campaign_8_498.jpg"))
-    pixels = read_image(wider_dir / truth.image).pixels
-    left, top, right, bottom = 731, 28, 883, 230
-    scale = 720 / (bottom - top)
-    crop = cv2.resize(pixels[top:bottom, left:right], (round((right - left) * scale), 720),
-                      interpolation=cv2.INTER_CUBIC)
-    face = np.minimum((np.array([848, 203, 875, 239]) - [left, top, left, top]) * scale, 720)
+    frame, face = _crowd_closeup(wider_dir, wider_gt, tmp_path, (731, 28, 883, 230))
     assert face[3] == 720 and face[3] - face[1] < 100  # 96 of its 128 px are in the frame
-    frame = _reread(crop, tmp_path, "cut-closeup.jpg")
     assert _face_coverage(frame, face, Config()) >= 0.8
     balanced = presets.STILL[DetectPreset.BALANCED]
     monkeypatch.setitem(presets.STILL, DetectPreset.BALANCED, replace(balanced, edge_support_passes=0))
