@@ -85,6 +85,7 @@ class Rule:
     sure: tuple[float, float, float] | None = presets.SURE_MARGINS[DetectPreset.THOROUGH]
     support: int = presets.STILL[DetectPreset.THOROUGH].support_passes  # DetectorSettings.support_passes
     edge: int = presets.STILL[DetectPreset.THOROUGH].edge_support_passes  # DetectorSettings.edge_support_passes
+    coarse: tuple[int, ...] = presets.STILL[DetectPreset.THOROUGH].coarse_sides  # DetectorSettings.coarse_sides
 
 
 OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
@@ -116,6 +117,9 @@ RULES = [
          rotated_min=(0.25, 0.25, 0.25, 0.4), support=3),
     Rule("as now, support at the edge of 2 passes", edge=2),
     Rule("as now, support at the edge of 3 passes", edge=3),
+    Rule("as now, + 160 px pass", coarse=(presets.COARSE_SIDE, presets.CLOSEUP_SIDE)),
+    Rule("as now, + 160 px pass, support at the edge of 2 passes", coarse=(presets.COARSE_SIDE, presets.CLOSEUP_SIDE),
+         edge=2),
 ]
 
 
@@ -133,7 +137,7 @@ def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict
                  pixels: dict[str, np.ndarray]) -> Iterator[tuple[FrameTruth, Detections, MaskRegions]]:
     """Each image's detections and plan under the rule, as `scan_image` makes them."""
     settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds,
-                       support_passes=rule.support, edge_support_passes=rule.edge)
+                       support_passes=rule.support, edge_support_passes=rule.edge, coarse_sides=rule.coarse)
     detector = ReplayDetector(settings, cache)
     config = Config(detect=DetectPreset.THOROUGH)
     with sure_margins(rule.sure):
