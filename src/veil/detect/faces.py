@@ -92,7 +92,8 @@ class DetectorSettings:
     def decode_floor(self) -> float:
         """The lowest score a pass decodes a box at, away from the edge: with flip, half the lowest
         threshold, so a face just under it in one view still adds to the fused score; with
-        support, support_floor, so weak boxes can vouch for a box in another pass."""
+        support (across passes or at the edge), support_floor, so weak boxes can vouch for a box
+        in another pass."""
         floor = self.threshold / 2 if self.flip else self.threshold
         return min(floor, self.support_floor) if self.support_passes or self.edge_support_passes else floor
 
@@ -228,8 +229,8 @@ class FaceDetector:
         return weak[(count >= s.edge_support_passes) & (support >= s.tier_thresholds(weak.heights))]
 
     def _added(self, extra: Detections, found: Detections) -> Detections:
-        """Boxes a rule keeps beyond the thresholds (the edge rule, support across passes), less
-        those over a face found.
+        """Boxes a rule keeps beyond the thresholds (the edge rule, support across passes and at
+        the edge), less those over a face found.
 
         They are added after the others' NMS, so that one never suppresses a box that the
         thresholds alone would keep: these rules only add boxes.
