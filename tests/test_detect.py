@@ -239,6 +239,37 @@ def test_a_face_cut_off_by_the_edge_is_kept_when_two_passes_hold_it() -> None:
     assert _scripted(settings, {0: _dets([coarse_box], [0.2])})(frame).boxes.tolist() == []
 
 
+def test_at_seam_marks_boxes_at_a_tiles_inner_edges_only() -> None:
+    from veil.detect.faces import _at_seam
+
+    boxes = np.array([[0, 10, 50, 60], [10, 10, 60, 60], [10, 1490, 60, 1536], [1500, 10, 1536, 60]],
+                     np.float32)
+    # The first of two tiles across a 2000 x 1000 image: its right edge is a seam, its left,
+    # top and bottom edges are the image's.
+    assert _at_seam(boxes, 0, 0, 1536, 1000, 2000, 1000).tolist() == [False, False, False, True]
+    # The second (x0 = 464): its left edge is the seam.
+    assert _at_seam(boxes, 464, 0, 1536, 1000, 2000, 1000).tolist() == [True, False, False, False]
+    # A tile in the middle of a tall image: seams above and below.
+    assert _at_seam(boxes, 0, 500, 1536, 1536, 1536, 3000).tolist() == [False, False, True, False]
+
+
+def test_a_tiled_pass_drops_what_a_tile_sees_cut_at_its_seam() -> None:
+    """A 100 x 2000 frame is cut into two tiles (y 0 and 464). Each tile "sees" a box reaching its
+    bottom edge: in the first that edge is the seam with the second tile (dropped with seam_drop),
+    in the second it is the frame's own edge (kept)."""
+    settings = DetectorSettings(thresholds=(0.1,) * 4, large_face_side=0)
+    assert settings.seam_drop  # the default
+
+    def run(on: bool) -> list[list[float]]:
+        detector = object.__new__(FaceDetector)
+        detector.settings = replace(settings, seam_drop=on)
+        detector._run = lambda crop: _dets([(10, crop.shape[0] - 60, 70, crop.shape[0])], [0.9])  # type: ignore[method-assign]
+        return detector._detect_scaled(np.zeros((2000, 100, 3), np.uint8), 1.0).boxes.tolist()
+
+    assert run(True) == [[10.0, 1940.0, 70.0, 2000.0]]
+    assert sorted(run(False)) == [[10.0, 1476.0, 70.0, 1536.0], [10.0, 1940.0, 70.0, 2000.0]]
+
+
 def test_support_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="support_passes"):
         DetectorSettings(support_passes=-1)
