@@ -195,6 +195,11 @@ def _at_seam(boxes: np.ndarray, x0: int, y0: int, width: int, height: int, image
     return seam
 
 
+def _from_coarse(passes: list[Detections], scales: list[float], coarse: list[float]) -> np.ndarray:
+    """Per box of the passes concatenated in order, whether a coarse pass found it."""
+    return np.concatenate([np.full(len(p), scale in coarse) for scale, p in zip(scales, passes)])
+
+
 class FaceDetector:
     """CenterFace over a configurable set of passes; merges the passes with NMS."""
 
@@ -223,7 +228,7 @@ class FaceDetector:
         kept = merged[normal]
         found = kept[nms(kept.boxes, kept.scores, s.nms_iou)] if len(kept) else kept
         if s.support_passes:
-            from_coarse = np.concatenate([np.full(len(p), scale in coarse) for scale, p in zip(scales, parts)])
+            from_coarse = _from_coarse(parts, scales, coarse)
             weak = merged[~normal & ~from_coarse & (merged.heights >= s.support_min_height)]
             count, support = pass_support(weak.boxes, raw)
             backed = (count >= s.support_passes) & (support >= s.tier_thresholds(weak.heights))
@@ -243,7 +248,7 @@ class FaceDetector:
         boxes = Detections.concat(raw)
         if len(boxes) == 0:
             return boxes
-        from_coarse = np.concatenate([np.full(len(p), scale in coarse) for scale, p in zip(scales, raw)])
+        from_coarse = _from_coarse(raw, scales, coarse)
         kept = s.keep(boxes) & (~from_coarse | (boxes.scores >= s.coarse_min_score))
         weak = boxes[~kept & touches_edge(boxes.boxes, width, height)
                      & (boxes.heights >= s.edge_support_min_height)]
