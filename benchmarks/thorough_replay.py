@@ -73,7 +73,7 @@ class TieredRotated(Rotated):
         super().__init__(detector, SIDEWAYS, min(floors))
         self.floors = DetectorSettings(thresholds=floors)
 
-    def _sideways(self, found: Detections) -> Detections:
+    def _sideways(self, found: Detections, seen: Detections) -> Detections:
         return found[self.floors.keep(found)]
 
 
@@ -86,6 +86,8 @@ class Rule:
     support: int = presets.STILL[DetectPreset.THOROUGH].support_passes  # DetectorSettings.support_passes
     edge: int = presets.STILL[DetectPreset.THOROUGH].edge_support_passes  # DetectorSettings.edge_support_passes
     coarse: tuple[int, ...] = presets.STILL[DetectPreset.THOROUGH].coarse_sides  # DetectorSettings.coarse_sides
+    large: float = presets.ROTATED_LARGE_MIN_SCORE  # Rotated's large_min_score
+    cap: float = presets.STILL[DetectPreset.THOROUGH].upscaled_max_height  # DetectorSettings.upscaled_max_height
 
 
 OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
@@ -120,6 +122,12 @@ RULES = [
     Rule("as now, + 160 px pass", coarse=(presets.COARSE_SIDE, presets.CLOSEUP_SIDE)),
     Rule("as now, + 160 px pass, support at the edge of 2 passes", coarse=(presets.COARSE_SIDE, presets.CLOSEUP_SIDE),
          edge=2),
+    Rule("before the seventh round (no large-sideways rule, no cap)", large=0.0, cap=0.0),
+    Rule("large sideways boxes need 0.4 or upright evidence", cap=0.0),
+    Rule("1.5x pass capped at 256 px", large=0.0),
+    Rule("large sideways boxes need 0.4, no upright evidence", large=0.4, cap=0.0, rotated_min=(0.25, 0.25, 0.25, 0.4)),
+    Rule("as now, 1.5x pass capped at 192 px", cap=192.0),
+    Rule("as now, large sideways boxes need 0.5 or upright evidence", large=0.5),
 ]
 
 
@@ -137,15 +145,16 @@ def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict
                  pixels: dict[str, np.ndarray]) -> Iterator[tuple[FrameTruth, Detections, MaskRegions]]:
     """Each image's detections and plan under the rule, as `scan_image` makes them."""
     settings = replace(presets.STILL[DetectPreset.THOROUGH], thresholds=rule.thresholds,
-                       support_passes=rule.support, edge_support_passes=rule.edge, coarse_sides=rule.coarse)
+                       support_passes=rule.support, edge_support_passes=rule.edge, coarse_sides=rule.coarse,
+                       upscaled_max_height=rule.cap)
     detector = ReplayDetector(settings, cache)
     config = Config(detect=DetectPreset.THOROUGH)
     with sure_margins(rule.sure):
         for truth in truths:
             if truth.image not in pixels:
                 pixels[truth.image] = read_image(folder / truth.image).pixels
-            turned = (Rotated(detector, SIDEWAYS, rule.rotated_min) if isinstance(rule.rotated_min, float)
-                      else TieredRotated(detector, rule.rotated_min))
+            turned = (Rotated(detector, SIDEWAYS, rule.rotated_min, large_min_score=rule.large)
+                      if isinstance(rule.rotated_min, float) else TieredRotated(detector, rule.rotated_min))
             yield (truth, *scan_image(pixels[truth.image], config, detector=turned))
 
 

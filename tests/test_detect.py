@@ -270,6 +270,29 @@ def test_a_tiled_pass_drops_what_a_tile_sees_cut_at_its_seam() -> None:
     assert sorted(run(False)) == [[10.0, 1476.0, 70.0, 1536.0], [10.0, 1940.0, 70.0, 2000.0]]
 
 
+def test_the_upscaled_pass_drops_boxes_from_its_height_cap() -> None:
+    """thorough's passes on a 1280x720 frame: 288 px (coarse), 640 px, full and 1.5x scale. A 300 px
+    box from the 1.5x pass is dropped with the 256 px cap, kept without it; the same box from the
+    full-scale pass, and a 200 px box from the 1.5x pass, are kept. What the passes saw
+    (`with_evidence`) leaves the capped box out too."""
+    settings = replace(preset_settings(DetectPreset.THOROUGH), large_face_side=640)
+    assert settings.upscaled_max_height == 256.0
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    big, mid = (100, 100, 340, 400), (700, 100, 860, 300)
+    scales = FaceDetector.passes(_scripted(settings, {}), 1280, 720)
+    assert scales[-1] == 1.5 and scales[-2] == 1.0
+    upscaled = len(scales) - 1
+    found, seen = _scripted(settings, {upscaled: _dets([big, mid], [0.9, 0.9])}).with_evidence(frame)
+    assert found.boxes.tolist() == [list(map(float, mid))]
+    assert seen.boxes.tolist() == [list(map(float, mid))]
+    off = replace(settings, upscaled_max_height=0.0)
+    assert len(_scripted(off, {upscaled: _dets([big, mid], [0.9, 0.9])})(frame)) == 2
+    assert len(_scripted(settings, {upscaled - 1: _dets([big], [0.9])})(frame)) == 1
+    assert preset_settings(DetectPreset.BALANCED).upscaled_max_height == 0.0
+    with pytest.raises(ValueError, match="upscaled_max_height"):
+        DetectorSettings(upscaled_max_height=-1.0)
+
+
 def test_support_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="support_passes"):
         DetectorSettings(support_passes=-1)

@@ -19,7 +19,7 @@ from veil.detect.faces import DetectorSettings
 from veil.detect.rotate import (MEMORY, Rotated, merge_views, rotate_boxes, rotate_frame, standing_view,
                                unrotate, view_evidence)
 from veil.pipeline import still_stages, video_stages
-from veil.presets import ROLL_MIN_SCORE, ROTATED_MIN_SCORE, STILL, rotations
+from veil.presets import ROLL_MIN_SCORE, ROTATED_LARGE_MIN_SCORE, ROTATED_MIN_SCORE, STILL, rotations
 
 
 def _drawn_box(image: np.ndarray) -> list[float]:
@@ -158,6 +158,48 @@ def test_video_remembers_which_way_is_up_but_a_texture_does_not_add_up() -> None
     assert all(len(texture(FRAME)) == 1 for _ in range(10))
 
 
+class WithEvidence:
+    """A detector with veil's `with_evidence`: the same 100 px box in every view, at a scripted
+    score per call (frame as given, turned once, turned three times), and what the upright passes
+    saw there (`seen`: scores of boxes over it, none kept)."""
+
+    def __init__(self, scores: list[float], seen: list[float], height: float = 100.0) -> None:
+        self.scores = list(scores)
+        self.box = [0.0, 0.0, height, height]  # square, so turning it keeps it in place on FRAME
+        self.seen = seen
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        score = self.scores.pop(0)
+        if score == 0:
+            return Detections.empty()
+        return Detections(np.array([self.box], np.float32), np.array([score], np.float32))
+
+    def with_evidence(self, frame: np.ndarray) -> tuple[Detections, Detections]:
+        found = self(frame)
+        seen = Detections(np.array([self.box] * len(self.seen), np.float32).reshape(-1, 4),
+                          np.array(self.seen, np.float32))
+        return found, seen
+
+
+def test_a_large_box_seen_only_sideways_needs_a_high_score_or_the_upright_passes_evidence() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+
+    def kept(score: float, seen: list[float], height: float = 100.0, large: float = 0.4) -> int:
+        detector = WithEvidence([0.0, score, 0.0], seen, height)
+        return len(Rotated(detector, min_score=0.25, large_min_score=large)(frame))
+
+    assert kept(0.3, []) == 0  # a large sideways-only box at 0.3, nothing upright: a texture
+    assert kept(0.3, [0.1]) == 0  # the upright passes saw it, but under UPRIGHT_EVIDENCE
+    assert kept(0.3, [0.25]) == 1  # a face tilted part-way: both views see it
+    assert kept(0.45, []) == 1  # sure enough on its own
+    assert kept(0.3, [], height=50.0) == 1  # under LARGE_HEIGHT: the floor alone decides
+    assert kept(0.3, [], large=0.0) == 1  # the rule off (video)
+    assert kept(0.2, [0.9]) == 0  # under the sideways floor, whatever the upright passes saw
+    # A detector without with_evidence: its upright faces are the evidence (here none).
+    plain = WithEvidence([0.0, 0.3, 0.0], [])
+    assert len(Rotated(lambda f: plain(f), min_score=0.25, large_min_score=0.4)(frame)) == 0  # type: ignore[arg-type]
+
+
 def test_thorough_searches_stills_sideways_and_video_only_when_the_camera_rolls() -> None:
     pixels = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
     assert isinstance(still_stages(Config(detect=DetectPreset.THOROUGH), pixels).detector, Rotated)
@@ -179,6 +221,10 @@ def test_stills_and_rolling_video_have_their_own_floor_for_sideways_boxes() -> N
     assert isinstance(still, Rotated) and isinstance(video, Rotated)
     assert still.min_score == ROTATED_MIN_SCORE and still.memory == 0.0
     assert video.min_score == ROLL_MIN_SCORE and video.memory == MEMORY
+    # Large sideways-only boxes need more in stills only: a rolling camera's faces lie at every
+    # angle for a while, and the view they stand upright in is found over several frames.
+    assert still.large_min_score == ROTATED_LARGE_MIN_SCORE > ROTATED_MIN_SCORE
+    assert video.large_min_score == 0.0
     assert ROLL_MIN_SCORE < ROTATED_MIN_SCORE
 
 

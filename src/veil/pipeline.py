@@ -41,6 +41,7 @@ from .paint import apply_masks, paint_frame
 from .presets import (
     VideoDetectSettings,
     ROLL_MIN_SCORE,
+    ROTATED_LARGE_MIN_SCORE,
     ROTATED_MIN_SCORE,
     rotations,
     still_settings,
@@ -103,7 +104,7 @@ def _turned(detector: Detector, config: Config, video: bool = False) -> Detector
     if not turns:
         return detector
     return (Rotated(detector, turns, ROLL_MIN_SCORE, memory=MEMORY) if video
-            else Rotated(detector, turns, ROTATED_MIN_SCORE))
+            else Rotated(detector, turns, ROTATED_MIN_SCORE, large_min_score=ROTATED_LARGE_MIN_SCORE))
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,

@@ -39,6 +39,12 @@ class DetectorSettings:
     # The coarse passes' boxes are kept only from this score on: they are large, so a false one
     # masks much of the picture, and a face filling the frame scores high there.
     coarse_min_score: float = 0.0
+    # An up-scaled pass (scale > 1) drops its boxes at least this tall (frame pixels; 0: off). It
+    # runs to find faces under ~16 px; a face this tall is one the passes at and under full scale
+    # see at a size the network scores well, while the up-scaled pass sees it past that size, and
+    # what it frames that large is mostly texture (thorough: dev area 3.07x -> 2.99x in
+    # benchmarks/thorough_replay.py, every face kept on the dev, rotated and close-up sets).
+    upscaled_max_height: float = 0.0
     tile: int = 1536  # a scaled image larger than this on a side is cut into overlapping tiles
     tile_overlap: int = 192
     # Drop a tile's boxes that reach one of its inner edges (a seam with the next tile). A face up
@@ -87,6 +93,8 @@ class DetectorSettings:
         if self.edge_support_passes < 0 or not 0.0 < self.edge_support_iou <= 1.0:
             raise ValueError(f"edge_support_passes must be >= 0 and edge_support_iou in (0, 1], got "
                              f"{self.edge_support_passes} and {self.edge_support_iou}")
+        if self.upscaled_max_height < 0:
+            raise ValueError(f"upscaled_max_height must be >= 0, got {self.upscaled_max_height}")
         object.__setattr__(self, "thresholds", thresholds)
 
     @property
@@ -209,13 +217,19 @@ class FaceDetector:
         self._lock = threading.Lock()
 
     def __call__(self, frame: np.ndarray) -> Detections:
+        return self.with_evidence(frame)[0]
+
+    def with_evidence(self, frame: np.ndarray) -> tuple[Detections, Detections]:
+        """The faces kept, and every box each pass decoded (at `decode_floor`, before thresholds
+        and NMS): what the passes saw, for a caller that weighs a box against them (`Rotated`)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
         s = self.settings
         height, width = frame.shape[:2]
         coarse = self._coarse_scales(width, height)
         scales = self.passes(width, height)
-        raw = [self._detect_pass(frame, scale) for scale in scales]
+        raw = [self._capped(self._detect_pass(frame, scale), scale) for scale in scales]
+        everything = Detections.concat(raw)
         parts = []
         for scale, found in zip(scales, raw):
             if scale in coarse and s.coarse_min_score > 0:
@@ -223,7 +237,7 @@ class FaceDetector:
             parts.append(found)
         merged = Detections.concat(parts)
         if len(merged) == 0:
-            return merged
+            return merged, everything
         normal = s.keep(merged)
         kept = merged[normal]
         found = kept[nms(kept.boxes, kept.scores, s.nms_iou)] if len(kept) else kept
@@ -238,6 +252,13 @@ class FaceDetector:
         if s.edge_scale < 1.0:
             extra = merged[s.keep(merged, width, height) & ~normal]
             found = Detections.concat([found, self._added(extra, found)])
+        return found, everything
+
+    def _capped(self, found: Detections, scale: float) -> Detections:
+        """An up-scaled pass's boxes less those of `upscaled_max_height` and more."""
+        cap = self.settings.upscaled_max_height
+        if cap > 0 and scale > 1.0 + 1e-6 and len(found):
+            return found[found.heights < cap]
         return found
 
     def _cut_faces(self, raw: list[Detections], scales: list[float], coarse: list[float], width: int,
