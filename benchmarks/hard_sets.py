@@ -216,7 +216,7 @@ def main() -> int:
     parser.add_argument("--sets", default="closeup,rotated")
     parser.add_argument("--presets", default="fast,balanced,thorough")
     parser.add_argument("--min-face", type=float, default=120.0, help="close-up: smallest source face (px)")
-    parser.add_argument("--rotations", default="0,90,270", help="rotated: which turns to score")
+    parser.add_argument("--rotations", default="0,90,180,270", help="rotated: which turns to score")
     parser.add_argument("--stride", type=int, default=1, help="rotated: every N-th dev photo")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--threads", type=int, default=0)

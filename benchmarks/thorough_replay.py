@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/thorough_replay.py            # cache every pass (long, once), then the table
 
 `thorough` runs CenterFace at full and 1.5x scale, a 640 px and a 288 px pass, on the photo and on
-the photo turned 90 and 270 degrees. Each of those passes is run once per image with a score floor
+the photo turned 90, 180 and 270 degrees. Each of those passes is run once per image with a score floor
 of 0.02 and cached under test-artifacts/ (git-ignored: WIDER derivatives are never committed),
 keyed by the pixels it saw and its scale. Each rule is then replayed through veil's own code
 (`FaceDetector.__call__`'s thresholds and NMS, `Rotated`'s views, `scan_image`'s plan with the
@@ -13,7 +13,7 @@ every box a higher floor would, and a box under the floor can only suppress boxe
 so the replay equals a fresh run (the "as now" row reproduces `hard_sets.py`'s thorough figures).
 
 Sets: the 183 dev photos (the area goal and the buckets that must not fall), the rotated set
-(every --stride-th dev photo turned 0, 90 and 270 degrees; buckets by upright height, as
+(every --stride-th dev photo turned 0, 90, 180 and 270 degrees; buckets by upright height, as
 hard_sets.py scores it) and the close-up set.
 """
 
@@ -70,10 +70,11 @@ class TieredRotated(Rotated):
     """`Rotated` with the sideways views' floor per size tier (< 16, 16-32, 32-64, >= 64 px)."""
 
     def __init__(self, detector: FaceDetector, floors: tuple[float, float, float, float]) -> None:
-        super().__init__(detector, SIDEWAYS, min(floors))
+        super().__init__(detector, presets.ROTATIONS[DetectPreset.THOROUGH], min(floors))
         self.floors = DetectorSettings(thresholds=floors)
 
-    def _sideways(self, found: Detections, seen: Detections) -> Detections:
+    def _sideways(self, found: Detections, seen: Detections, floors: tuple[float, float] | None = None
+                  ) -> Detections:
         return found[self.floors.keep(found)]
 
 
@@ -88,6 +89,8 @@ class Rule:
     coarse: tuple[int, ...] = presets.STILL[DetectPreset.THOROUGH].coarse_sides  # DetectorSettings.coarse_sides
     large: float = presets.ROTATED_LARGE_MIN_SCORE  # Rotated's large_min_score
     cap: float = presets.STILL[DetectPreset.THOROUGH].upscaled_max_height  # DetectorSettings.upscaled_max_height
+    turns: tuple[int, ...] = presets.ROTATIONS[DetectPreset.THOROUGH]  # the turned views (quarter turns)
+    upside: tuple[float, float] | None = presets.UPSIDE_DOWN_MIN_SCORES  # Rotated's upside_down
 
 
 OLD = (0.05, 0.05, 0.06, 0.1)  # thorough's tiers before this benchmark; its sideways floor was 0.15
@@ -128,6 +131,8 @@ RULES = [
     Rule("large sideways boxes need 0.4, no upright evidence", large=0.4, cap=0.0, rotated_min=(0.25, 0.25, 0.25, 0.4)),
     Rule("as now, 1.5x pass capped at 192 px", cap=192.0),
     Rule("as now, large sideways boxes need 0.5 or upright evidence", large=0.5),
+    Rule("as now, without the upside-down view", turns=SIDEWAYS),
+    Rule("as now, the upside-down view at the sideways floors", upside=None),
 ]
 
 
@@ -153,7 +158,8 @@ def replay_plans(rule: Rule, truths: list[FrameTruth], folder: Path, cache: dict
         for truth in truths:
             if truth.image not in pixels:
                 pixels[truth.image] = read_image(folder / truth.image).pixels
-            turned = (Rotated(detector, SIDEWAYS, rule.rotated_min, large_min_score=rule.large)
+            turned = (Rotated(detector, rule.turns, rule.rotated_min, large_min_score=rule.large,
+                              upside_down=rule.upside)
                       if isinstance(rule.rotated_min, float) else TieredRotated(detector, rule.rotated_min))
             yield (truth, *scan_image(pixels[truth.image], config, detector=turned))
 
@@ -177,6 +183,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stride", type=int, default=6, help="rotated set: every N-th dev photo")
     parser.add_argument("--sets", default="dev,rotated,closeup")
+    parser.add_argument("--rotations", default="0,90,180,270", help="rotated: which turns to score")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--rules", default="", help="comma-separated rule numbers (default: all)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images of each set")
@@ -192,7 +199,7 @@ def main() -> int:
     if "rotated" in wanted:
         rotated = read_annotations(HARD / "rotated.gt.jsonl")
         keep = {Path(t.image).name for t in rotated[::4][::args.stride]}
-        for folder in ("rot000", "rot090", "rot270"):
+        for folder in [f"rot{int(r):03d}" for r in args.rotations.split(",")]:
             sets[f"rotated {folder[3:]}"] = ([t for t in rotated if t.image.startswith(folder + "/")
                                               and Path(t.image).name in keep], HARD)
     if "closeup" in wanted:

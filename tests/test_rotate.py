@@ -19,7 +19,8 @@ from veil.detect.faces import DetectorSettings
 from veil.detect.rotate import (MEMORY, Rotated, merge_views, rotate_boxes, rotate_frame, standing_view,
                                unrotate, view_evidence)
 from veil.pipeline import still_stages, video_stages
-from veil.presets import ROLL_MIN_SCORE, ROTATED_LARGE_MIN_SCORE, ROTATED_MIN_SCORE, STILL, rotations
+from veil.presets import (ROLL_MIN_SCORE, ROTATED_LARGE_MIN_SCORE, ROTATED_MIN_SCORE, STILL, UPSIDE_DOWN_MIN_SCORES,
+                          rotations)
 
 
 def _drawn_box(image: np.ndarray) -> list[float]:
@@ -200,9 +201,38 @@ def test_a_large_box_seen_only_sideways_needs_a_high_score_or_the_upright_passes
     assert len(Rotated(lambda f: plain(f), min_score=0.25, large_min_score=0.4)(frame)) == 0  # type: ignore[arg-type]
 
 
+def test_the_upside_down_view_has_floors_of_its_own() -> None:
+    """Turns 1, 2, 3 (the order Rotated calls them after the frame as given); a box in one view
+    only. Sideways: the 0.25 floor. Upside down: 0.4, and 0.6 for a large box without the upright
+    passes' evidence."""
+    frame = np.zeros((100, 100, 3), np.uint8)
+
+    def kept(view: int, score: float, height: float = 30.0, seen: list[float] | None = None) -> int:
+        scores = [0.0, 0.0, 0.0, 0.0]
+        scores[view] = score
+        detector = WithEvidence(scores, seen or [], height)
+        return len(Rotated(detector, (1, 2, 3), min_score=0.25, large_min_score=0.4,
+                           upside_down=(0.4, 0.6))(frame))
+
+    assert kept(1, 0.3) == 1 and kept(3, 0.3) == 1  # sideways: over 0.25
+    assert kept(2, 0.3) == 0  # upside down: under 0.4
+    assert kept(2, 0.45) == 1
+    assert kept(2, 0.5, height=100.0) == 0  # a large box needs 0.6 ...
+    assert kept(2, 0.5, height=100.0, seen=[0.3]) == 1  # ... or the upright passes' evidence
+    assert kept(2, 0.65, height=100.0) == 1
+    assert kept(1, 0.5, height=100.0) == 1  # sideways, a large box needs 0.4
+    # Without floors of its own, the upside-down view has the sideways ones.
+    detector = WithEvidence([0.0, 0.0, 0.3, 0.0], [], 30.0)
+    assert len(Rotated(detector, (1, 2, 3), min_score=0.25)(frame)) == 1
+
+
 def test_thorough_searches_stills_sideways_and_video_only_when_the_camera_rolls() -> None:
     pixels = np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)
     assert isinstance(still_stages(Config(detect=DetectPreset.THOROUGH), pixels).detector, Rotated)
+    # Stills: thorough also upside down; --roll adds the sideways views to any preset's.
+    assert rotations(Config(detect=DetectPreset.THOROUGH)) == (1, 3, 2)
+    assert rotations(Config(detect=DetectPreset.THOROUGH, roll=True)) == (1, 2, 3)
+    assert rotations(Config(detect=DetectPreset.BALANCED, roll=True)) == (1, 3)
     assert not isinstance(still_stages(Config(detect=DetectPreset.FAST), pixels).detector, Rotated)
     assert rotations(Config(detect=DetectPreset.THOROUGH), video=True) == ()
     assert isinstance(video_stages(Config(roll=True), 30.0).detector, Rotated)
@@ -225,6 +255,7 @@ def test_stills_and_rolling_video_have_their_own_floor_for_sideways_boxes() -> N
     # angle for a while, and the view they stand upright in is found over several frames.
     assert still.large_min_score == ROTATED_LARGE_MIN_SCORE > ROTATED_MIN_SCORE
     assert video.large_min_score == 0.0
+    assert still.upside_down == UPSIDE_DOWN_MIN_SCORES and video.upside_down is None
     assert ROLL_MIN_SCORE < ROTATED_MIN_SCORE
 
 
@@ -287,9 +318,12 @@ def test_a_face_filling_a_720p_frame_is_masked_by_default(wider_dir, wider_gt, t
 
 
 
-def test_a_dev_photo_turned_on_its_side_has_its_face_masked_by_thorough(wider_dir, wider_gt, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A dev photo (at 512 px, to keep the test quick) turned 90 degrees: thorough without the
-    sideways passes covered 0.2 of the largest face's box, with them all of it."""
+@pytest.mark.parametrize("turns", [1, 2])
+def test_a_dev_photo_turned_on_its_side_or_upside_down_has_its_face_masked_by_thorough(  # type: ignore[no-untyped-def]
+        wider_dir, wider_gt, tmp_path, turns: int) -> None:
+    """A dev photo (at 512 px, to keep the test quick) turned 90 or 180 degrees: thorough without
+    the sideways passes covered 0.2 of the largest face's box turned 90 degrees, without the
+    upside-down view 0.26 of it turned 180 degrees; with them all of it."""
     import cv2
 
     from veil.media.image import read_image
@@ -301,8 +335,8 @@ def test_a_dev_photo_turned_on_its_side_has_its_face_masked_by_thorough(wider_di
                        interpolation=cv2.INTER_AREA)
     heights = truth.boxes[:, 3]
     face = truth.boxes_xyxy[int(heights.argmax())] * scale
-    turned = _reread(rotate_frame(small, 1), tmp_path, "turned.jpg")
-    face = rotate_boxes(face[None], 1, small.shape[1], small.shape[0])[0]
+    turned = _reread(rotate_frame(small, turns), tmp_path, "turned.jpg")
+    face = rotate_boxes(face[None], turns, small.shape[1], small.shape[0])[0]
     assert _face_coverage(turned, face, Config(detect=DetectPreset.THOROUGH)) >= 0.8
 
 

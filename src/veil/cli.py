@@ -188,11 +188,13 @@ ThresholdOpt = Annotated[Optional[float], typer.Option(
     "Default: the preset's calibrated value.")]
 DetectOpt = Annotated[DetectPreset, typer.Option(
     "--detect", help="Detector effort: fast (photos: one pass, misses more small faces; video: "
-    "detects on every 5th frame instead of every 3rd), balanced (default) or thorough.")]
+    "detects on every 5th frame instead of every 3rd), balanced (default) or thorough (photos: "
+    "also searched turned sideways and upside down).")]
 
 RollOpt = Annotated[bool, typer.Option(
     "--roll", help="Footage from a camera that rolls (head-worn, handheld): also look for faces "
-    "turned 90 and 270 degrees. About 3x the detector's time. (Photos: thorough always does.)")]
+    "turned 90 and 270 degrees. About 3x the detector's time. (Photos: thorough always does, and "
+    "also looks upside down.)")]
 
 
 def _config(**kwargs: object) -> Config:

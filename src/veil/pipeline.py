@@ -43,6 +43,7 @@ from .presets import (
     ROLL_MIN_SCORE,
     ROTATED_LARGE_MIN_SCORE,
     ROTATED_MIN_SCORE,
+    UPSIDE_DOWN_MIN_SCORES,
     rotations,
     still_settings,
     sure_margins,
@@ -104,7 +105,8 @@ def _turned(detector: Detector, config: Config, video: bool = False) -> Detector
     if not turns:
         return detector
     return (Rotated(detector, turns, ROLL_MIN_SCORE, memory=MEMORY) if video
-            else Rotated(detector, turns, ROTATED_MIN_SCORE, large_min_score=ROTATED_LARGE_MIN_SCORE))
+            else Rotated(detector, turns, ROTATED_MIN_SCORE, large_min_score=ROTATED_LARGE_MIN_SCORE,
+                         upside_down=UPSIDE_DOWN_MIN_SCORES))
 
 
 def video_stages(config: Config, rate: float | None, detector: Detector | None = None,

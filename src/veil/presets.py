@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from ._types import Config, DetectPreset
 from .detect.faces import DetectorSettings
-from .detect.rotate import SIDEWAYS
+from .detect.rotate import SIDEWAYS, UPSIDE_DOWN
 from .track import TrackerSettings
 
 # -- stills ----------------------------------------------------------------------------------------
@@ -84,11 +84,14 @@ STILL: dict[DetectPreset, DetectorSettings] = {
 
 
 # Quarter turns a preset also searches stills at (detect/rotate.py), for faces photographed with the
-# camera on its side; each costs one more run of every pass. Video runs them only with Config.roll.
+# camera on its side or upside down; each costs one more run of every pass. Video runs the sideways
+# ones only with Config.roll. thorough's 180 degree view (issue 18): on the dev photos turned 180
+# degrees it covered 0.77 of faces >= 32 px without it and as many as upright with it (stride 6),
+# for ~1.3x its time (benchmarks/thorough_replay.py, hard_sets.py --rotations 0,90,180,270).
 ROTATIONS: dict[DetectPreset, tuple[int, ...]] = {
     DetectPreset.FAST: (),
     DetectPreset.BALANCED: (),
-    DetectPreset.THOROUGH: SIDEWAYS,
+    DetectPreset.THOROUGH: (*SIDEWAYS, UPSIDE_DOWN),
 }
 # Boxes seen only sideways are kept from this score on: at the preset's own thresholds (thorough:
 # 0.05-0.1) the turned views added so many false boxes that thorough masked 6.3x the face area on
@@ -104,6 +107,11 @@ ROTATED_MIN_SCORE = 0.25
 # the replay with every face kept (a flat floor of 0.4 for such boxes lost a tilted face >= 64 px
 # that the upright passes saw at 0.35 and framed worse).
 ROTATED_LARGE_MIN_SCORE = 0.4
+# The view turned 180 degrees, unless the picture stands upright in it: (floor, large-box floor),
+# both higher than sideways. At the sideways floors the view cost 3.06x dev area instead of 2.99x;
+# at (0.4, 0.6) 2.99x with every face kept on the dev, rotated (0, 90, 180, 270) and close-up sets;
+# (0.5, 0.5) lost an upside-down face >= 64 px (benchmarks/thorough_replay.py).
+UPSIDE_DOWN_MIN_SCORES = (0.4, 0.6)
 # Video (--roll) keeps 0.15: there the view that stands upright must first be found from sure faces
 # over a few detector frames, and a clip with few faces, or a camera part-way through a roll, lives
 # on boxes under 0.25 in the turned views. At 0.25, balanced lost faces on seed 9's rolling pair pan
@@ -117,7 +125,8 @@ def rotations(config: Config, video: bool = False) -> tuple[int, ...]:
     both sideways turns when the camera rolls (Config.roll), else none."""
     if video:
         return SIDEWAYS if config.roll else ()
-    return SIDEWAYS if config.roll else ROTATIONS[config.detect]
+    turns = ROTATIONS[config.detect]
+    return tuple(sorted({*turns, *SIDEWAYS})) if config.roll else turns
 
 
 # Faces rebuilt from dots score lower than in the photo, so a quantised picture is searched at this
@@ -235,7 +244,7 @@ def tracker_settings(config: Config, rate: float | None, detect_every: int,
     return replace(linking, gap_frames=gap, pad_frames=pad, hold_frames=hold)
 
 
-__all__ = ["STILL", "VIDEO", "ROTATIONS", "ROTATED_MIN_SCORE", "ROTATED_LARGE_MIN_SCORE", "ROLL_MIN_SCORE", "rotations", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
+__all__ = ["STILL", "VIDEO", "ROTATIONS", "ROTATED_MIN_SCORE", "ROTATED_LARGE_MIN_SCORE", "UPSIDE_DOWN_MIN_SCORES", "ROLL_MIN_SCORE", "rotations", "QUANTISED_SCALE", "SURE_MARGINS", "sure_margins", "INT8_PRESETS", "INT8_THRESHOLDS", "EDGE_SCALE", "VideoDetectSettings",
            "preset_settings", "still_settings", "video_settings", "tracker_settings"]
 
 

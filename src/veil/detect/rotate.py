@@ -1,10 +1,13 @@
-"""Also looks for faces turned on their side: runs the detector on the frame turned 90 and 270 degrees.
+"""Also looks for faces turned on their side or upside down: runs the detector on the frame turned
+90 and 270 degrees (and 180, where asked).
 
 Why: CenterFace was trained on upright faces. A face photographed with the camera on its side, or
 filmed by a head-worn or handheld camera that rolls, lies at 90 degrees in the frame and is scored
-low or not at all. Turning the frame so that such a face stands upright and mapping the boxes back
-finds it (rotation test-time augmentation). The passes cost one detector call each, so the presets
-choose where they run (`veil.presets.ROTATIONS`).
+low or not at all; upside down (a photo taken with the phone the wrong way up, whose orientation
+tag is gone), it is found about as rarely (thorough covered 0.77 of faces >= 32 px in the dev photos
+turned 180 degrees, against 0.99 upright). Turning the frame so that such a face stands upright
+and mapping the boxes back finds it (rotation test-time augmentation). The passes cost one
+detector call each, so the presets choose where they run (`veil.presets.ROTATIONS`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .nms import nms
 
 # Quarter turns, counter-clockwise as np.rot90 turns: 1 is 90 degrees, 3 is 270 degrees.
 SIDEWAYS: tuple[int, ...] = (1, 3)
+UPSIDE_DOWN = 2
 # A box at least this sure is a face, not a texture: the view holding most such faces (by summed
 # score) is the one in which the picture stands upright.
 SURE_FACE_SCORE = 0.5
@@ -122,6 +126,11 @@ class Rotated:
     does. Without that, a face the preset finds at a low score upright was lost in footage filmed
     sideways (benchmarks/roll_clips.py).
 
+    `upside_down`, if given, replaces (`min_score`, `large_min_score`) in the view turned 180
+    degrees (stills): there the detector takes textures for faces more often still, and a real
+    upside-down face either scores high or shares its photo with others that make that view the
+    standing one.
+
     With `large_min_score` (stills), a large box seen only sideways that scores under it is kept
     only where the upright passes also see something (`UPRIGHT_EVIDENCE`). A face tilted part-way
     is seen, weakly, in both the upright and the turned view; a texture the turned view takes for a
@@ -132,7 +141,7 @@ class Rotated:
 
     def __init__(self, detector: Detector, turns: tuple[int, ...] = SIDEWAYS,
                  min_score: float = 0.0, iou: float = 0.4, memory: float = 0.0,
-                 large_min_score: float = 0.0) -> None:
+                 large_min_score: float = 0.0, upside_down: tuple[float, float] | None = None) -> None:
         if any(t % 4 == 0 for t in turns):
             raise ValueError(f"turns must not include the upright view, got {turns}")
         self.detector = detector
@@ -141,6 +150,7 @@ class Rotated:
         self.iou = iou
         self.memory = memory  # 0 for stills; video: MEMORY (one Rotated per video)
         self.large_min_score = large_min_score
+        self.upside_down = upside_down
         self._evidence = np.zeros(1 + len(self.turns))
 
     def __call__(self, frame: np.ndarray) -> Detections:
@@ -152,7 +162,7 @@ class Rotated:
         if self.min_score > 0:
             self._evidence = np.maximum(self.memory * self._evidence, view_evidence(views))
             upright = standing_view(self._evidence)
-            views = [found if i in (0, upright) else self._sideways(found, seen)
+            views = [found if i in (0, upright) else self._sideways(found, seen, self._floors(i))
                      for i, found in enumerate(views)]
         return merge_views(views, self.iou)
 
@@ -160,16 +170,25 @@ class Rotated:
         """The frame's own faces, and what its passes saw (veil's detector: every box each pass
         decoded; another detector: its faces)."""
         with_evidence = getattr(self.detector, "with_evidence", None)
-        if self.large_min_score > 0 and with_evidence is not None:
+        large = max(self.large_min_score, self.upside_down[1] if self.upside_down else 0.0)
+        if large > 0 and with_evidence is not None:
             return with_evidence(frame)
         found = self.detector(frame)
         return found, found
 
-    def _sideways(self, found: Detections, seen: Detections) -> Detections:
+    def _floors(self, view: int) -> tuple[float, float]:
+        """(min_score, large_min_score) of the view at this index (0 is the frame as given)."""
+        if self.upside_down is not None and self.turns[view - 1] % 4 == UPSIDE_DOWN:
+            return self.upside_down
+        return self.min_score, self.large_min_score
+
+    def _sideways(self, found: Detections, seen: Detections,
+                  floors: tuple[float, float] | None = None) -> Detections:
         """What a turned view keeps when the picture does not stand upright in it (`seen`: what the
-        upright passes saw)."""
-        keep = found.scores >= self.min_score
-        large = keep & (found.heights >= LARGE_HEIGHT) & (found.scores < self.large_min_score)
+        upright passes saw; `floors`: the view's (min_score, large_min_score))."""
+        min_score, large_min_score = floors or (self.min_score, self.large_min_score)
+        keep = found.scores >= min_score
+        large = keep & (found.heights >= LARGE_HEIGHT) & (found.scores < large_min_score)
         if large.any():
             backed = np.zeros(len(found), bool)
             if len(seen):
@@ -179,7 +198,7 @@ class Rotated:
         return found[keep]
 
 
-__all__ = ["SIDEWAYS", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST", "MEMORY", "LARGE_HEIGHT",
+__all__ = ["SIDEWAYS", "UPSIDE_DOWN", "SURE_FACE_SCORE", "STANDING_MARGIN", "STANDING_LEAST", "MEMORY", "LARGE_HEIGHT",
            "UPRIGHT_EVIDENCE", "EVIDENCE_IOU", "Rotated",
            "view_evidence", "standing_view", "rotate_frame", "rotate_points", "rotate_boxes",
            "unrotate", "merge_views"]
