@@ -133,6 +133,7 @@ RULES = [
     Rule("as now, large sideways boxes need 0.5 or upright evidence", large=0.5),
     Rule("as now, without the upside-down view", turns=SIDEWAYS),
     Rule("as now, the upside-down view at the sideways floors", upside=None),
+    Rule("as now, the upside-down view's large boxes need 0.6", upside=(0.4, 0.6)),
 ]
 
 

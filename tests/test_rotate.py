@@ -203,7 +203,7 @@ def test_a_large_box_seen_only_sideways_needs_a_high_score_or_the_upright_passes
 
 def test_the_upside_down_view_has_floors_of_its_own() -> None:
     """Turns 1, 2, 3 (the order Rotated calls them after the frame as given); a box in one view
-    only. Sideways: the 0.25 floor. Upside down: 0.4, and 0.6 for a large box without the upright
+    only. Sideways: the 0.25 floor. Upside down: 0.4, and 0.5 for a large box without the upright
     passes' evidence."""
     frame = np.zeros((100, 100, 3), np.uint8)
 
@@ -212,14 +212,14 @@ def test_the_upside_down_view_has_floors_of_its_own() -> None:
         scores[view] = score
         detector = WithEvidence(scores, seen or [], height)
         return len(Rotated(detector, (1, 2, 3), min_score=0.25, large_min_score=0.4,
-                           upside_down=(0.4, 0.6))(frame))
+                           upside_down=(0.4, 0.5))(frame))
 
     assert kept(1, 0.3) == 1 and kept(3, 0.3) == 1  # sideways: over 0.25
     assert kept(2, 0.3) == 0  # upside down: under 0.4
     assert kept(2, 0.45) == 1
-    assert kept(2, 0.5, height=100.0) == 0  # a large box needs 0.6 ...
-    assert kept(2, 0.5, height=100.0, seen=[0.3]) == 1  # ... or the upright passes' evidence
-    assert kept(2, 0.65, height=100.0) == 1
+    assert kept(2, 0.45, height=100.0) == 0  # a large box needs 0.5 ...
+    assert kept(2, 0.45, height=100.0, seen=[0.3]) == 1  # ... or the upright passes' evidence
+    assert kept(2, 0.55, height=100.0) == 1
     assert kept(1, 0.5, height=100.0) == 1  # sideways, a large box needs 0.4
     # Without floors of its own, the upside-down view has the sideways ones.
     detector = WithEvidence([0.0, 0.0, 0.3, 0.0], [], 30.0)
