@@ -73,8 +73,7 @@ class TieredRotated(Rotated):
         super().__init__(detector, presets.ROTATIONS[DetectPreset.THOROUGH], min(floors))
         self.floors = DetectorSettings(thresholds=floors)
 
-    def _sideways(self, found: Detections, seen: Detections, floors: tuple[float, float] | None = None
-                  ) -> Detections:
+    def _sideways(self, found: Detections, seen: Detections, floors: tuple[float, float]) -> Detections:
         return found[self.floors.keep(found)]
 
 

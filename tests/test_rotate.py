@@ -160,9 +160,9 @@ def test_video_remembers_which_way_is_up_but_a_texture_does_not_add_up() -> None
 
 
 class WithEvidence:
-    """A detector with veil's `with_evidence`: the same 100 px box in every view, at a scripted
-    score per call (frame as given, turned once, turned three times), and what the upright passes
-    saw there (`seen`: scores of boxes over it, none kept)."""
+    """A detector with veil's `with_evidence`: the same box in every view, at a scripted score per
+    call (in the order Rotated calls it: the frame as given, then each turn), and what the upright
+    passes saw there (`seen`: scores of boxes over it, none kept)."""
 
     def __init__(self, scores: list[float], seen: list[float], height: float = 100.0) -> None:
         self.scores = list(scores)

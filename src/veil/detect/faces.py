@@ -248,7 +248,8 @@ class FaceDetector:
             backed = (count >= s.support_passes) & (support >= s.tier_thresholds(weak.heights))
             found = Detections.concat([found, self._added(weak[backed], found)])
         if s.edge_support_passes:
-            found = Detections.concat([found, self._added(self._cut_faces(raw, scales, coarse, width, height), found)])
+            cut = self._cut_faces(raw, everything, scales, coarse, width, height)
+            found = Detections.concat([found, self._added(cut, found)])
         if s.edge_scale < 1.0:
             extra = merged[s.keep(merged, width, height) & ~normal]
             found = Detections.concat([found, self._added(extra, found)])
@@ -261,12 +262,11 @@ class FaceDetector:
             return found[found.heights < cap]
         return found
 
-    def _cut_faces(self, raw: list[Detections], scales: list[float], coarse: list[float], width: int,
-                   height: int) -> Detections:
+    def _cut_faces(self, raw: list[Detections], boxes: Detections, scales: list[float], coarse: list[float],
+                   width: int, height: int) -> Detections:
         """Boxes at the image's edge that the thresholds and the coarse floor dropped but that
-        enough passes hold (DetectorSettings.edge_support_passes)."""
+        enough passes hold (DetectorSettings.edge_support_passes); `boxes` is `raw` concatenated."""
         s = self.settings
-        boxes = Detections.concat(raw)
         if len(boxes) == 0:
             return boxes
         from_coarse = _from_coarse(raw, scales, coarse)

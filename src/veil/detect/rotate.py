@@ -182,11 +182,10 @@ class Rotated:
             return self.upside_down
         return self.min_score, self.large_min_score
 
-    def _sideways(self, found: Detections, seen: Detections,
-                  floors: tuple[float, float] | None = None) -> Detections:
+    def _sideways(self, found: Detections, seen: Detections, floors: tuple[float, float]) -> Detections:
         """What a turned view keeps when the picture does not stand upright in it (`seen`: what the
-        upright passes saw; `floors`: the view's (min_score, large_min_score))."""
-        min_score, large_min_score = floors or (self.min_score, self.large_min_score)
+        upright passes saw; `floors`: the view's (min_score, large_min_score), `_floors`)."""
+        min_score, large_min_score = floors
         keep = found.scores >= min_score
         large = keep & (found.heights >= LARGE_HEIGHT) & (found.scores < large_min_score)
         if large.any():
