@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from veil._types import Detections, MaskRegions
 from veil.cli import app
 from veil.evaluate import (
-    FrameTruth,
     covered_fractions,
     evaluate,
     format_table,

@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import EXAMPLE
 from helpers import run_veil
-from veil import Config, InputError, redact_file
+from veil import InputError, redact_file
 from veil.batch import collect_jobs
 from veil.detect.dequantise import detection_view, grey_levels, is_quantised
 from veil.evaluate import FrameTruth

@@ -20,7 +20,7 @@ import pytest
 from veil import Config
 from veil.live import LiveOptions, LiveReport, run_live
 
-from live_support import NGINX, RTMP_MODULE, SECOND, Clip, Nginx, Publisher, Viewer, \
+from live_support import NGINX, RTMP_MODULE, Clip, Nginx, Publisher, Viewer, \
     free_port, judge_file, stamped_clip, veil_env
 from test_live import TruthDetector
 

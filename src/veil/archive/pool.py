@@ -11,7 +11,7 @@ import collections
 import multiprocessing
 import os
 import signal
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
